@@ -12,15 +12,15 @@ type ErrorCode string
 // Error codes, kept deliberately few: every adapter translates its own
 // driver errors into one of these at its boundary.
 const (
-	EInvalid      ErrorCode = "invalid"       // bad input: 400
-	EUnauthorized ErrorCode = "unauthorized"  // missing or bad credentials: 401
-	EForbidden    ErrorCode = "forbidden"     // authenticated but not allowed: 403
-	ENotFound     ErrorCode = "not_found"     // missing, or hidden by a rule: 404
-	EConflict     ErrorCode = "conflict"      // concurrent change lost: 409
-	ETooLarge     ErrorCode = "too_large"     // body over its limit: 413
-	ETooMany      ErrorCode = "too_many"      // rate limited: 429
-	EUnavailable  ErrorCode = "unavailable"   // overloaded or draining: 503
-	EInternal     ErrorCode = "internal"      // a bug or a broken dependency: 500
+	EInvalid      ErrorCode = "invalid"      // bad input: 400
+	EUnauthorized ErrorCode = "unauthorized" // missing or bad credentials: 401
+	EForbidden    ErrorCode = "forbidden"    // authenticated but not allowed: 403
+	ENotFound     ErrorCode = "not_found"    // missing, or hidden by a rule: 404
+	EConflict     ErrorCode = "conflict"     // concurrent change lost: 409
+	ETooLarge     ErrorCode = "too_large"    // body over its limit: 413
+	ETooMany      ErrorCode = "too_many"     // rate limited: 429
+	EUnavailable  ErrorCode = "unavailable"  // overloaded or draining: 503
+	EInternal     ErrorCode = "internal"     // a bug or a broken dependency: 500
 )
 
 // Error is the one domain error. Message is safe to show to callers; Data
