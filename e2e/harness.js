@@ -27,6 +27,10 @@ export function test(name, fn) {
       await fn(t);
     } catch (err) {
       failed = true;
+      if (err instanceof ClientResponseError) {
+        // the SDK's message alone ("Something went wrong…") does not say which call failed or why
+        err.message = `${err.status} from ${err.url}: ${JSON.stringify(err.response)}`;
+      }
       throw err;
     }
   });
