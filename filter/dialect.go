@@ -1,0 +1,182 @@
+package filter
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Dialect holds everything the compiler needs that differs between SQL
+// engines. The compiler only builds SQL through these methods and plain
+// ANSI syntax (AND, OR, NOT, IS NULL, EXISTS, CASE, COALESCE, =, <, ||), so
+// a PostgreSQL dialect can be added without touching it. Each method's doc
+// says how PostgreSQL would implement it.
+type Dialect interface {
+	// Name identifies the dialect ("sqlite", "postgres").
+	Name() string
+	// Quote quotes an identifier (table, column or alias).
+	// PG: double quotes with "" doubling.
+	Quote(ident string) string
+	// Placeholder returns the bind placeholder of the n-th argument
+	// (1-based). Placeholders must be numbered (SQLite "?NNN", PG "$n"):
+	// the compiler may repeat an expression or emit arguments out of order.
+	Placeholder(n int) string
+	// BindValue converts a Go value (nil, string, int64, float64, bool) to
+	// what the driver binds. SQLite binds bools as 1/0. PG: unchanged, with
+	// the compiler's comparisons cast through CastText/CastNumber.
+	BindValue(v any) any
+	// JSONEach returns a FROM item iterating the elements of the JSON array
+	// expression arr under alias, exposing each element as column "value"
+	// (text for strings). Non-arrays yield no rows.
+	// PG: jsonb_array_elements_text(CASE WHEN jsonb_typeof(arr::jsonb)='array'
+	// THEN arr::jsonb ELSE '[]' END) AS alias(value).
+	JSONEach(arr, alias string) string
+	// JSONExtract returns the value at path (keys; all-digit segments are
+	// also tried as array indexes) inside the JSON text expr, as a scalar
+	// (SQL NULL for JSON null or a missing path; strings unquoted; objects
+	// and arrays as JSON text). Invalid JSON yields NULL.
+	// PG: jsonb_extract_path_text(expr::jsonb, VARIADIC path) with a CASE on
+	// jsonb_typeof for numbers/bools.
+	JSONExtract(expr string, path []string) string
+	// JSONArrayLength returns the item count of a JSON array expression
+	// (0 for anything else). PG: jsonb_array_length with a jsonb_typeof guard.
+	JSONArrayLength(expr string) string
+	// Like returns a case-insensitive (ASCII) LIKE of expr against pattern
+	// with '\' as escape character. PG: expr::text ILIKE pattern ESCAPE '\'.
+	Like(expr, pattern string, negate bool) string
+	// Lower returns the ASCII lower case of expr as text. PG: LOWER(expr::text).
+	Lower(expr string) string
+	// Concat concatenates text expressions. PG: the same with ::text casts.
+	Concat(parts ...string) string
+	// Random returns an ORDER BY expression giving a random order.
+	// PG: random().
+	Random() string
+	// RowID returns the insertion-order key of the row aliased alias.
+	// PG: there is no rowid; the PG store can use a bigserial column.
+	RowID(alias string) string
+	// Strftime formats a time like SQLite's strftime(format, time, mods...).
+	// PG: to_char(time::timestamptz, converted format), modifiers mapped to
+	// interval arithmetic (only the common ones).
+	Strftime(format, time string, modifiers []string) string
+	// GeoDistance returns the haversine distance in km between two
+	// lon/lat points. PG: the same formula with PG's trig functions.
+	GeoDistance(lonA, latA, lonB, latB string) string
+	// IsDistinct returns a NULL-safe comparison: a IS b (negate: IS NOT).
+	// PG: a IS [NOT] DISTINCT FROM b (inverted).
+	IsDistinct(a, b string, negate bool) string
+}
+
+// SQLite is the Dialect of the SQLite store (modernc.org/sqlite, built with
+// the JSON1 and math functions).
+var SQLite Dialect = sqliteDialect{}
+
+type sqliteDialect struct{}
+
+func (sqliteDialect) Name() string { return "sqlite" }
+
+func (sqliteDialect) Quote(ident string) string {
+	return "`" + strings.ReplaceAll(ident, "`", "``") + "`"
+}
+
+func (sqliteDialect) Placeholder(n int) string { return "?" + itoa(n) }
+
+func (sqliteDialect) BindValue(v any) any {
+	if b, ok := v.(bool); ok {
+		if b {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return v
+}
+
+func (sqliteDialect) JSONEach(arr, alias string) string {
+	return "json_each(CASE WHEN json_valid(" + arr + ") THEN " + arr + " ELSE '[]' END) " + alias
+}
+
+// jsonPath renders a SQLite JSON path. Digit-only segments are array
+// indexes; other segments are quoted object keys.
+func jsonPath(path []string) string {
+	var b strings.Builder
+	b.WriteString("$")
+	for _, p := range path {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			b.WriteString("[" + p + "]")
+		} else {
+			b.WriteString(".\"" + strings.NewReplacer(`"`, `\"`, `\`, `\\`).Replace(p) + "\"")
+		}
+	}
+	return sqlString(b.String())
+}
+
+// sqlString renders s as an SQL string literal. Only used for text the
+// compiler builds itself (JSON paths, strftime formats), never for values.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func (sqliteDialect) JSONExtract(expr string, path []string) string {
+	return "(CASE WHEN json_valid(" + expr + ") THEN json_extract(" + expr + ", " + jsonPath(path) + ") END)"
+}
+
+func (sqliteDialect) JSONArrayLength(expr string) string {
+	return "(CASE WHEN json_valid(" + expr + ") AND json_type(" + expr + ") = 'array' THEN json_array_length(" + expr + ") ELSE 0 END)"
+}
+
+func (sqliteDialect) Like(expr, pattern string, negate bool) string {
+	not := ""
+	if negate {
+		not = "NOT "
+	}
+	return "(" + expr + " " + not + "LIKE " + pattern + " ESCAPE '\\')"
+}
+
+func (sqliteDialect) Lower(expr string) string { return "LOWER(" + expr + ")" }
+
+func (sqliteDialect) Concat(parts ...string) string { return "(" + strings.Join(parts, " || ") + ")" }
+
+func (sqliteDialect) Random() string { return "RANDOM()" }
+
+func (d sqliteDialect) RowID(alias string) string { return d.Quote(alias) + "._rowid_" }
+
+func (sqliteDialect) Strftime(format, time string, modifiers []string) string {
+	args := append([]string{format, time}, modifiers...)
+	return "COALESCE(strftime(" + strings.Join(args, ", ") + "), '')"
+}
+
+func (sqliteDialect) GeoDistance(lonA, latA, lonB, latB string) string {
+	// Spherical law of cosines, clamped to acos's domain against rounding.
+	inner := "cos(radians(" + latA + ")) * cos(radians(" + latB + ")) * cos(radians(" + lonB + ") - radians(" + lonA + ")) + sin(radians(" + latA + ")) * sin(radians(" + latB + "))"
+	return "(6371 * acos(max(-1.0, min(1.0, " + inner + "))))"
+}
+
+func (sqliteDialect) IsDistinct(a, b string, negate bool) string {
+	if negate {
+		return "(" + a + " IS NOT " + b + ")"
+	}
+	return "(" + a + " IS " + b + ")"
+}
+
+// Args accumulates the bind arguments of one SQL statement. Several Compile
+// and CompileSort calls may share one Args so that placeholders are numbered
+// across the whole statement ($1..$n on PostgreSQL). The zero value uses the
+// SQLite dialect.
+type Args struct {
+	Dialect Dialect
+	values  []any
+}
+
+// Add appends a bind value and returns its placeholder.
+func (a *Args) Add(v any) string {
+	d := a.Dialect
+	if d == nil {
+		d = SQLite
+	}
+	a.values = append(a.values, d.BindValue(v))
+	return d.Placeholder(len(a.values))
+}
+
+// Values returns the bind values in placeholder order.
+func (a *Args) Values() []any { return a.values }
+
+// Len is the number of bind values so far.
+func (a *Args) Len() int { return len(a.values) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
