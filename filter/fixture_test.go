@@ -45,7 +45,7 @@ func rel(target string, max int) func(*strata.Field) {
 	return func(f *strata.Field) { f.CollectionID, f.MaxSelect = target, max }
 }
 func multi(max int) func(*strata.Field) { return func(f *strata.Field) { f.MaxSelect = max } }
-func hidden(f *strata.Field)             { f.Hidden = true }
+func hidden(f *strata.Field)            { f.Hidden = true }
 
 // columnType is the storage layout the SQLite store uses.
 func columnType(f *strata.Field) string {
@@ -141,15 +141,17 @@ func rec(c *strata.Collection, data map[string]any) *strata.Record {
 }
 
 type fixture struct {
-	db     *sql.DB
-	schema testSchema
+	db                                               *sql.DB
+	schema                                           testSchema
 	users, teams, tags, posts, comments, memberships *strata.Collection
-	records map[string]*strata.Record
+	records                                          map[string]*strata.Record
 }
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
-	idf := func() *strata.Field { return fld("id", strata.FieldText, func(f *strata.Field) { f.PrimaryKey = true }) }
+	idf := func() *strata.Field {
+		return fld("id", strata.FieldText, func(f *strata.Field) { f.PrimaryKey = true })
+	}
 	users := &strata.Collection{ID: strata.UsersID, Name: "users", Type: strata.CollectionAuth, ListRule: rule(""), Fields: []*strata.Field{
 		idf(), fld("email", strata.FieldEmail), fld("emailVisibility", strata.FieldBool), fld("verified", strata.FieldBool),
 		fld("name", strata.FieldText), fld("team", strata.FieldRelation, rel("pbc_teams", 1)),
