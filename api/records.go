@@ -1,0 +1,196 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/service"
+)
+
+const (
+	maxSortLen  = 8
+	maxSortItem = 255
+)
+
+// parseListParams reads page, perPage, sort, filter and skipTotal; a
+// malformed value is PocketBase's generic 400.
+func parseListParams(r *http.Request) (service.ListParams, error) {
+	q := r.URL.Query()
+	p := service.ListParams{Page: 1, PerPage: 30, Sort: q.Get("sort"), Filter: q.Get("filter")}
+	var err error
+	if v := q.Get("page"); v != "" {
+		if p.Page, err = strconv.Atoi(v); err != nil {
+			return p, badParams(err)
+		}
+	}
+	if v := q.Get("perPage"); v != "" {
+		if p.PerPage, err = strconv.Atoi(v); err != nil {
+			return p, badParams(err)
+		}
+	}
+	if p.Page <= 0 {
+		p.Page = 1
+	}
+	if p.PerPage <= 0 {
+		p.PerPage = 30
+	}
+	p.PerPage = min(p.PerPage, 1000)
+	if v := q.Get("skipTotal"); v != "" {
+		if p.SkipTotal, err = strconv.ParseBool(v); err != nil {
+			return p, badParams(err)
+		}
+	}
+	if p.Sort != "" {
+		items := strings.Split(p.Sort, ",")
+		if len(items) > maxSortLen {
+			return p, badParams(nil)
+		}
+		for _, it := range items {
+			if len(it) > maxSortItem {
+				return p, badParams(nil)
+			}
+		}
+	}
+	if len(p.Filter) > 3500 {
+		return p, badParams(nil)
+	}
+	return p, nil
+}
+
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
+	c, err := s.app.RecordCollection(r.PathValue("collection"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, err := parseListParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := requestInfo(r)
+	res, err := s.app.ListRecords(r.Context(), req, c, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.app.Expand(r.Context(), req, res.Items, r.URL.Query().Get("expand")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items, err := s.app.Export(r.Context(), req, res.Items)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeList(w, r, res.Page, res.PerPage, res.TotalItems, res.TotalPages, items)
+}
+
+func (s *Server) viewRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.app.RecordCollection(r.PathValue("collection"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := requestInfo(r)
+	rec, err := s.app.GetRecord(r.Context(), req, c, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeRecord(w, r, req, rec, http.StatusOK)
+}
+
+// writeRecord expands and exports one record as the response.
+func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, req *strata.RequestInfo, rec *strata.Record, status int) {
+	if err := s.app.Expand(r.Context(), req, []*strata.Record{rec}, r.URL.Query().Get("expand")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.app.ExportOne(r.Context(), req, rec, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, status, m)
+}
+
+// recordInput decodes a record write body, refusing file uploads clearly
+// until file storage exists.
+func recordInput(r *http.Request, c *strata.Collection) (service.Input, error) {
+	b, err := readBody(r, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseFiles(c, b.files); err != nil {
+		return nil, err
+	}
+	return service.Input(b.values), nil
+}
+
+func refuseFiles(c *strata.Collection, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	data := map[string]any{}
+	for _, k := range keys {
+		name := strings.Trim(k, "+-")
+		data[name] = strata.NewFieldError("validation_invalid_file", "File uploads are not supported yet.", nil)
+	}
+	return strata.ValidationError("Failed to save record.", data)
+}
+
+func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.app.RecordCollection(r.PathValue("collection"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in, err := recordInput(r, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := requestInfo(r)
+	rec, _, err := s.app.CreateRecord(r.Context(), req, c, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeRecord(w, r, req, rec, http.StatusOK)
+}
+
+func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.app.RecordCollection(r.PathValue("collection"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	in, err := recordInput(r, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := requestInfo(r)
+	rec, _, err := s.app.UpdateRecord(r.Context(), req, c, r.PathValue("id"), in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeRecord(w, r, req, rec, http.StatusOK)
+}
+
+func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
+	c, err := s.app.RecordCollection(r.PathValue("collection"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.app.DeleteRecord(r.Context(), requestInfo(r), c, r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

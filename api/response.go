@@ -1,0 +1,174 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/strata-run/strata"
+)
+
+// errorBody is PocketBase's error shape.
+type errorBody struct {
+	Status  int            `json:"status"`
+	Message string         `json:"message"`
+	Data    map[string]any `json:"data"`
+}
+
+var defaultMessages = map[int]string{
+	400: "Something went wrong while processing your request.",
+	401: "Missing or invalid authentication.",
+	403: "You are not allowed to perform this request.",
+	404: "The requested resource wasn't found.",
+	413: "Request entity too large.",
+	429: "Too Many Requests.",
+	500: "Something went wrong while processing your request.",
+	503: "Service unavailable, try again later.",
+}
+
+// statusOf maps domain codes to HTTP statuses: the one place this happens.
+func statusOf(code strata.ErrorCode) int {
+	switch code {
+	case strata.EInvalid:
+		return http.StatusBadRequest
+	case strata.EUnauthorized:
+		return http.StatusUnauthorized
+	case strata.EForbidden:
+		return http.StatusForbidden
+	case strata.ENotFound:
+		return http.StatusNotFound
+	case strata.EConflict:
+		return http.StatusConflict
+	case strata.ETooLarge:
+		return http.StatusRequestEntityTooLarge
+	case strata.ETooMany:
+		return http.StatusTooManyRequests
+	case strata.EUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// sentence capitalises a message and ends it with a period, as PocketBase's
+// messages are.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	s = string(r)
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+		s += "."
+	}
+	return s
+}
+
+// errorResponse builds the status and body for err.
+func errorResponse(err error) (int, errorBody) {
+	var e *strata.Error
+	if !errors.As(err, &e) {
+		return 500, errorBody{Status: 500, Message: defaultMessages[500], Data: map[string]any{}}
+	}
+	status := statusOf(e.Code)
+	msg := e.Message
+	if status == 500 || msg == "" {
+		msg = defaultMessages[status]
+	}
+	data := e.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	return status, errorBody{Status: status, Message: sentence(msg), Data: data}
+}
+
+// writeError sends err in PocketBase's shape; only internal errors are
+// logged (the rest are the caller's mistakes, not ours).
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := errorResponse(err)
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.DebugContext(r.Context(), "request rejected", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	writeRaw(w, status, body)
+}
+
+func writeRaw(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"status":500,"message":"Something went wrong while processing your request.","data":{}}`, 500)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// writeJSON sends a 2xx body, applying the ?fields= picker (API.md §5.1).
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	if spec := r.URL.Query().Get("fields"); spec != "" {
+		v = pickFields(toGeneric(v), parseFields(spec))
+	}
+	writeRaw(w, status, v)
+}
+
+// writeList sends a list result; ?fields= applies to each item.
+func writeList(w http.ResponseWriter, r *http.Request, page, perPage, total, totalPages int, items []map[string]any) {
+	out := make([]any, len(items))
+	spec := r.URL.Query().Get("fields")
+	var tree fieldTree
+	if spec != "" {
+		tree = parseFields(spec)
+	}
+	for i, it := range items {
+		if tree != nil {
+			out[i] = pickFields(toGenericMap(it), tree)
+		} else {
+			out[i] = it
+		}
+	}
+	writeRaw(w, http.StatusOK, map[string]any{
+		"page": page, "perPage": perPage, "totalItems": total, "totalPages": totalPages, "items": out,
+	})
+}
+
+// toGeneric converts a value to maps/slices so the picker can walk it.
+func toGeneric(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return toGenericMap(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if json.Unmarshal(b, &out) != nil {
+		return v
+	}
+	return out
+}
+
+func toGenericMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch x := v.(type) {
+		case map[string]any:
+			out[k] = toGenericMap(x)
+		case []map[string]any:
+			list := make([]any, len(x))
+			for i, it := range x {
+				list[i] = toGenericMap(it)
+			}
+			out[k] = list
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,194 @@
+// Package api is Strata's PocketBase-compatible HTTP layer: routing,
+// decoding, the error shape and the middleware order. It calls the service
+// layer and never touches SQL.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/service"
+)
+
+// Server routes PocketBase's HTTP API to the service layer.
+type Server struct {
+	app *service.App
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// New returns the HTTP handler of one node.
+func New(app *service.App, opts Options) *Server {
+	s := &Server{app: app, log: opts.Logger, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /api/health", s.health)
+
+	m.HandleFunc("GET /api/collections", s.listCollections)
+	m.HandleFunc("POST /api/collections", s.createCollection)
+	m.HandleFunc("PUT /api/collections/import", s.importCollections)
+	m.HandleFunc("GET /api/collections/meta/scaffolds", s.scaffolds)
+	m.HandleFunc("GET /api/collections/{collection}", s.getCollection)
+	m.HandleFunc("PATCH /api/collections/{collection}", s.updateCollection)
+	m.HandleFunc("DELETE /api/collections/{collection}", s.deleteCollection)
+	m.HandleFunc("DELETE /api/collections/{collection}/truncate", s.truncateCollection)
+
+	m.HandleFunc("GET /api/collections/{collection}/records", s.listRecords)
+	m.HandleFunc("POST /api/collections/{collection}/records", s.createRecord)
+	m.HandleFunc("GET /api/collections/{collection}/records/{id}", s.viewRecord)
+	m.HandleFunc("PATCH /api/collections/{collection}/records/{id}", s.updateRecord)
+	m.HandleFunc("DELETE /api/collections/{collection}/records/{id}", s.deleteRecord)
+
+	m.HandleFunc("GET /api/collections/{collection}/auth-methods", s.authMethods)
+	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
+	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
+
+	m.HandleFunc("POST /api/batch", s.batch)
+
+	m.HandleFunc("GET /api/settings", s.getSettings)
+	m.HandleFunc("PATCH /api/settings", s.updateSettings)
+}
+
+// ServeHTTP applies the middleware chain: request id → panic recovery →
+// CORS → auth token → route.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 128 {
+		id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", id)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic", "request_id", id, "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.writeError(w, r, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.writeError(w, r, strata.Errorf(strata.ENotFound, "The requested resource wasn't found."))
+		return
+	}
+	info := &strata.RequestInfo{Method: r.Method, Context: strata.ContextDefault}
+	if token := authToken(r); token != "" {
+		info.Auth = s.app.Authenticate(r.Context(), token)
+	}
+	ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func newRequestID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// authToken reads the Authorization header: a bare token (what the SDKs
+// send) or "Bearer <token>" in any case.
+func authToken(r *http.Request) string {
+	v := strings.TrimSpace(r.Header.Get("Authorization"))
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		v = strings.TrimSpace(v[7:])
+	}
+	return v
+}
+
+type requestInfoKey struct{}
+
+// requestInfo returns @request for the handler: the caller plus the query
+// and headers (body is added by the service after modifiers).
+func requestInfo(r *http.Request) *strata.RequestInfo {
+	base, _ := r.Context().Value(requestInfoKey{}).(*strata.RequestInfo)
+	info := &strata.RequestInfo{Method: r.Method, Context: strata.ContextDefault}
+	if base != nil {
+		info.Auth = base.Auth
+	}
+	q := r.URL.Query()
+	info.Query = make(map[string]string, len(q))
+	for k, vs := range q {
+		if len(vs) > 0 {
+			info.Query[k] = vs[0]
+		}
+	}
+	info.Headers = make(map[string]string, len(r.Header))
+	for k, vs := range r.Header {
+		if len(vs) > 0 {
+			info.Headers[strings.ReplaceAll(strings.ToLower(k), "-", "_")] = vs[0]
+		}
+	}
+	return info
+}
+
+// clientIP is the peer address; X-Forwarded-* are only trusted once the
+// trustedProxy settings name them.
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	st := s.app.Settings()
+	for _, name := range st.TrustedProxy.Headers {
+		v := strings.TrimSpace(r.Header.Get(name))
+		if v == "" {
+			continue
+		}
+		parts := strings.Split(v, ",")
+		ip := parts[len(parts)-1]
+		if st.TrustedProxy.UseLeftmostIP {
+			ip = parts[0]
+		}
+		if parsed := net.ParseIP(strings.TrimSpace(ip)); parsed != nil {
+			return parsed.String()
+		}
+	}
+	return host
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	data := map[string]any{}
+	if requestInfo(r).IsSuperuser() {
+		data = map[string]any{"canBackup": false, "realIP": s.clientIP(r), "possibleProxyHeader": possibleProxyHeader(r)}
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"message": "API is healthy.", "code": 200, "data": data})
+}
+
+func possibleProxyHeader(r *http.Request) string {
+	for _, h := range []string{"CF-Connecting-IP", "Fly-Client-IP", "X-Real-IP", "X-Forwarded-For"} {
+		if r.Header.Get(h) != "" {
+			return h
+		}
+	}
+	return ""
+}

@@ -1,0 +1,279 @@
+// Command strata is the Strata server: one binary for every role.
+//
+//	strata serve [--http 127.0.0.1:8090] [--dir ./strata_data]
+//	strata superuser upsert|create|update|delete EMAIL [PASSWORD] [--dir DIR]
+//	strata version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/api"
+	"github.com/strata-run/strata/service"
+	"github.com/strata-run/strata/store/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "strata:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return errors.New("missing command")
+	}
+	switch args[0] {
+	case "serve":
+		cmd := &serveCommand{stdout: stdout, stderr: stderr}
+		if err := cmd.parse(args[1:]); err != nil {
+			return err
+		}
+		return cmd.Run(ctx)
+	case "superuser":
+		return runSuperuser(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "strata", version)
+		return nil
+	case "help", "--help", "-h":
+		usage(stdout)
+		return nil
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: strata <command> [flags]
+
+Commands:
+  serve                      start the HTTP server
+  superuser upsert EMAIL PASSWORD
+  superuser create EMAIL PASSWORD
+  superuser update EMAIL PASSWORD
+  superuser delete EMAIL
+  version                    print the version
+
+Run "strata <command> -h" for the flags of a command.
+`)
+}
+
+// storeConfig is shared by every command that opens the store.
+type storeConfig struct {
+	Dir string
+}
+
+func (c *storeConfig) register(fs *flag.FlagSet) {
+	c.Dir = envOr("STRATA_DIR", "./strata_data")
+	fs.StringVar(&c.Dir, "dir", c.Dir, "data directory (env STRATA_DIR)")
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// open opens the store and the service layer.
+func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App, func(), error) {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	app, err := service.New(ctx, service.Config{Store: st, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return app, func() { st.Close() }, nil
+}
+
+// serveCommand is `strata serve`.
+type serveCommand struct {
+	stdout, stderr io.Writer
+	HTTP           string
+	Store          storeConfig
+	LogLevel       string
+	LogFormat      string
+	ShutdownGrace  time.Duration
+
+	// ready, when set, receives the bound address (tests listen on :0).
+	ready chan<- string
+}
+
+func (c *serveCommand) parse(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.StringVar(&c.HTTP, "http", envOr("STRATA_HTTP", "127.0.0.1:8090"), "address to listen on (env STRATA_HTTP)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("STRATA_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("STRATA_LOG_FORMAT", "text"), "text or json")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long in-flight requests may run after SIGTERM")
+	c.Store.register(fs)
+	return fs.Parse(args)
+}
+
+func (c *serveCommand) logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(c.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(c.stderr, opts))
+}
+
+// Run serves until ctx is cancelled, then drains in-flight requests.
+func (c *serveCommand) Run(ctx context.Context) error {
+	log := c.logger()
+	app, closeStore, err := c.Store.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	ln, err := net.Listen("tcp", c.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api.New(app, api.Options{Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("strata serving", "addr", ln.Addr().String(), "dir", c.Store.Dir, "version", version)
+	fmt.Fprintf(c.stdout, "Server started at http://%s\n├─ REST API: http://%s/api/\n", ln.Addr(), ln.Addr())
+	if c.ready != nil {
+		c.ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func runSuperuser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: strata superuser upsert|create|update|delete EMAIL [PASSWORD] [--dir DIR]")
+	}
+	action := args[0]
+	fs := flag.NewFlagSet("superuser "+action, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sc storeConfig
+	sc.register(fs)
+	// Flags may come before or after the positional arguments, as in PocketBase.
+	var pos []string
+	rest := args[1:]
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			pos = append(pos, rest[0])
+			rest = rest[1:]
+		}
+	}
+	need := 2
+	if action == "delete" {
+		need = 1
+	}
+	if len(pos) != need {
+		return fmt.Errorf("superuser %s: expected %d arguments, got %d", action, need, len(pos))
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	app, closeStore, err := sc.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	email := pos[0]
+	switch action {
+	case "upsert":
+		created, err := app.UpsertSuperuser(ctx, email, pos[1])
+		if err != nil {
+			return describe(err)
+		}
+		if created {
+			fmt.Fprintf(stdout, "Successfully created superuser %q.\n", email)
+		} else {
+			fmt.Fprintf(stdout, "Successfully changed superuser %q password.\n", email)
+		}
+	case "create":
+		if err := app.CreateSuperuser(ctx, email, pos[1]); err != nil {
+			return describe(err)
+		}
+		fmt.Fprintf(stdout, "Successfully created new superuser %q.\n", email)
+	case "update":
+		if err := app.UpdateSuperuserPassword(ctx, email, pos[1]); err != nil {
+			return describe(err)
+		}
+		fmt.Fprintf(stdout, "Successfully changed superuser %q password.\n", email)
+	case "delete":
+		if err := app.DeleteSuperuser(ctx, email); err != nil {
+			return describe(err)
+		}
+		fmt.Fprintf(stdout, "Successfully deleted superuser %q.\n", email)
+	default:
+		return fmt.Errorf("unknown superuser action %q", action)
+	}
+	return nil
+}
+
+// describe renders a domain error with its per-field details for the
+// terminal, e.g. "Failed to create record. (password: Must be at least 8 character(s).)".
+func describe(err error) error {
+	var e *strata.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	msg := e.Message
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(e.Data)) {
+		if fe, ok := e.Data[k].(*strata.FieldError); ok {
+			parts = append(parts, k+": "+fe.Message)
+		}
+	}
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, "; ") + ")"
+	}
+	return errors.New(msg)
+}
