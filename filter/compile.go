@@ -455,7 +455,8 @@ func textOf(v any) string {
 	return ""
 }
 
-// formatReal mimics SQLite's REAL to TEXT conversion ("%!.15g").
+// formatReal mimics SQLite's REAL to TEXT conversion: 15 significant
+// digits when that round-trips, else 17, always with a decimal point.
 func formatReal(f float64) string {
 	if math.IsInf(f, 1) {
 		return "Inf"
@@ -464,6 +465,9 @@ func formatReal(f float64) string {
 		return "-Inf"
 	}
 	s := strconv.FormatFloat(f, 'g', 15, 64)
+	if back, err := strconv.ParseFloat(s, 64); err != nil || back != f {
+		s = strconv.FormatFloat(f, 'g', 17, 64)
+	}
 	if strings.ContainsAny(s, "e") {
 		mant, exp, _ := strings.Cut(s, "e")
 		if !strings.Contains(mant, ".") {
