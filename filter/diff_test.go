@@ -173,3 +173,5 @@ func TestDifferential(t *testing.T) {
 		}
 	}
 }
+
+func newRand() *rand.Rand { return rand.New(rand.NewSource(7)) }

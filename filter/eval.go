@@ -292,56 +292,51 @@ func lowerASCII(r rune) rune {
 }
 
 // likeMatch is SQLite's LIKE with ESCAPE '\': ASCII case-insensitive, _ one
-// character, % any run, \x the literal x.
+// character, % any run, \x the literal x; a trailing lone \ never matches.
+// Dynamic programming keeps it linear in len(pattern)*len(s).
 func likeMatch(pattern, s string) bool {
+	const anyRun, anyOne = -1, -2
+	var toks []rune
 	p := []rune(pattern)
-	t := []rune(s)
-	var match func(i, j int) bool
-	match = func(i, j int) bool {
-		for i < len(p) {
-			switch p[i] {
-			case '%':
-				for i < len(p) && (p[i] == '%' || p[i] == '_') {
-					if p[i] == '_' {
-						if j >= len(t) {
-							return false
-						}
-						j++
-					}
-					i++
-				}
-				if i == len(p) {
-					return true
-				}
-				for k := j; k <= len(t); k++ {
-					if match(i, k) {
-						return true
-					}
-				}
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '%':
+			toks = append(toks, anyRun)
+		case '_':
+			toks = append(toks, anyOne)
+		case '\\':
+			if i+1 >= len(p) {
 				return false
-			case '_':
-				if j >= len(t) {
-					return false
-				}
-				i, j = i+1, j+1
-			case '\\':
-				if i+1 >= len(p) {
-					return false
-				}
-				if j >= len(t) || lowerASCII(p[i+1]) != lowerASCII(t[j]) {
-					return false
-				}
-				i, j = i+2, j+1
+			}
+			i++
+			toks = append(toks, lowerASCII(p[i]))
+		default:
+			toks = append(toks, lowerASCII(p[i]))
+		}
+	}
+	t := []rune(s)
+	// cur[j]: the tokens so far match t[:j].
+	cur := make([]bool, len(t)+1)
+	next := make([]bool, len(t)+1)
+	cur[0] = true
+	for _, tok := range toks {
+		for j := range next {
+			next[j] = false
+		}
+		for j := 0; j <= len(t); j++ {
+			switch {
+			case tok == anyRun:
+				next[j] = cur[j] || j > 0 && next[j-1]
+			case j == 0:
+			case tok == anyOne:
+				next[j] = cur[j-1]
 			default:
-				if j >= len(t) || lowerASCII(p[i]) != lowerASCII(t[j]) {
-					return false
-				}
-				i, j = i+1, j+1
+				next[j] = cur[j-1] && lowerASCII(t[j-1]) == tok
 			}
 		}
-		return j == len(t)
+		cur, next = next, cur
 	}
-	return match(0, 0)
+	return cur[len(t)]
 }
 
 func (ev *evaluator) operand(o Operand) (evVal, error) {
