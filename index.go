@@ -14,7 +14,11 @@ type Index struct {
 	Name    string
 	Table   string
 	Columns []IndexColumn
-	Where   string // raw condition, validated by ValidIndexWhere
+	Where   string // raw condition, validated by validIndexWhere
+
+	raw        string // the statement as written
+	tableStart int    // byte span of the table name token in raw
+	tableEnd   int
 }
 
 // IndexColumn is one indexed column or expression.
@@ -46,11 +50,18 @@ func unquoteIdent(s string) string {
 // clause to simple comparisons, so the statement can never carry anything
 // but an index definition.
 func ParseIndex(sql string) (*Index, error) {
-	m := indexHeadRe.FindStringSubmatch(sql)
-	if m == nil {
+	loc := indexHeadRe.FindStringSubmatchIndex(sql)
+	if loc == nil {
 		return nil, fmt.Errorf("invalid CREATE INDEX statement")
 	}
-	idx := &Index{Unique: m[1] != "", Name: unquoteIdent(m[3]), Table: unquoteIdent(m[4])}
+	m := make([]string, len(loc)/2)
+	for i := range m {
+		if loc[2*i] >= 0 {
+			m[i] = sql[loc[2*i]:loc[2*i+1]]
+		}
+	}
+	idx := &Index{Unique: m[1] != "", Name: unquoteIdent(m[3]), Table: unquoteIdent(m[4]),
+		raw: sql, tableStart: loc[8], tableEnd: loc[9]}
 	if !identRe.MatchString(idx.Name) || !identRe.MatchString(idx.Table) {
 		return nil, fmt.Errorf("invalid index or table name")
 	}
@@ -156,6 +167,12 @@ func (idx *Index) ColumnNames() []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// WithTable returns the statement as written with its table name replaced
+// (collections are renamed; PocketBase keeps the client's text otherwise).
+func (idx *Index) WithTable(table string) string {
+	return idx.raw[:idx.tableStart] + "`" + table + "`" + idx.raw[idx.tableEnd:]
 }
 
 // SQL renders the index for table with quote() quoting identifiers.

@@ -89,7 +89,22 @@ export function useServer() {
     },
   };
 
+  // Node 20 does not run root-level before hooks in registration order, so
+  // a test file's own before hook must await ctx.ready before using ctx.pb.
+  let markReady, markFailed;
+  ctx.ready = new Promise((res, rej) => { markReady = res; markFailed = rej; });
+  ctx.ready.catch(() => {});
   before(async () => {
+    try {
+      await setup();
+      markReady();
+    } catch (err) {
+      markFailed(err);
+      throw err;
+    }
+  });
+
+  async function setup() {
     ctx.bin = strataBinary();
     ctx.dir = mkdtempSync(join(tmpdir(), 'strata-e2e-data-'));
     ctx.port = await freePort();
@@ -97,7 +112,7 @@ export function useServer() {
     run(ctx, ['superuser', 'upsert', SUPERUSER.email, SUPERUSER.password, '--dir', ctx.dir]);
     await start(ctx);
     ctx.pb = await ctx.superuserClient();
-  });
+  }
 
   after(async () => {
     await stop(ctx);

@@ -395,7 +395,7 @@ func (a *App) normalizeFields(c, old *strata.Collection) {
 	// Rewrite each index's table to the collection name (it may be renamed).
 	for i, s := range c.Indexes {
 		if p, err := strata.ParseIndex(s); err == nil {
-			c.Indexes[i] = p.SQL(c.Name, func(s string) string { return "`" + s + "`" })
+			c.Indexes[i] = p.WithTable(c.Name)
 		}
 	}
 }
@@ -410,8 +410,12 @@ func (a *App) validateCollection(c, old *strata.Collection) map[string]any {
 	switch {
 	case c.Name == "":
 		errs["name"] = req
-	case len(c.Name) > 255 || !nameRe.MatchString(c.Name) || strings.Contains(c.Name, "_via_"):
-		errs["name"] = strata.NewFieldError("validation_invalid_name", "Invalid collection name - must contain only alphanumeric and underscore characters.", nil)
+	case len(c.Name) > 255:
+		errs["name"] = strata.NewFieldError("validation_length_out_of_range", "The length must be between 1 and 255.", nil)
+	case !nameRe.MatchString(c.Name):
+		errs["name"] = strata.NewFieldError("validation_match_invalid", "Must be in a valid format.", nil)
+	case strings.Contains(c.Name, "_via_"):
+		errs["name"] = strata.NewFieldError("validation_invalid_name", "The name must not contain '_via_'.", nil)
 	case strings.HasPrefix(c.Name, "_") && (old == nil || !old.System):
 		errs["name"] = strata.NewFieldError("validation_invalid_name", "Collection names starting with an underscore are reserved.", nil)
 	default:
@@ -558,8 +562,12 @@ func (a *App) validateFields(c, old *strata.Collection) map[string]any {
 		switch {
 		case f.Name == "":
 			fe["name"] = strata.NewFieldError("validation_required", "Cannot be blank.", nil)
-		case len(f.Name) > 100 || !nameRe.MatchString(f.Name) || strings.Contains(f.Name, "_via_"):
-			fe["name"] = strata.NewFieldError("validation_invalid_name", "Invalid field name.", nil)
+		case len(f.Name) > 100:
+			fe["name"] = strata.NewFieldError("validation_length_out_of_range", "The length must be between 1 and 100.", nil)
+		case !nameRe.MatchString(f.Name):
+			fe["name"] = strata.NewFieldError("validation_match_invalid", "Must be in a valid format.", nil)
+		case strings.Contains(f.Name, "_via_"):
+			fe["name"] = strata.NewFieldError("validation_invalid_name", "The name must not contain '_via_'.", nil)
 		case reservedFieldNames[lname] || (c.IsAuth() && (f.Name == "passwordConfirm" || f.Name == "oldPassword")):
 			fe["name"] = strata.NewFieldError("validation_not_in_invalid", "The name is reserved.", nil)
 		case seen[lname]:

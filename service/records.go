@@ -582,15 +582,16 @@ func (a *App) updateInTx(ctx context.Context, tx strata.Tx, req *strata.RequestI
 				formErrs["passwordConfirm"] = strata.NewFieldError("validation_values_mismatch", "Values don't match.", nil)
 			}
 			if !manage {
-				ok := false
-				if form.oldPassword != "" {
-					ok, _, err = a.hasher.Verify(ctx, stored.String("password"), form.oldPassword)
+				if form.oldPassword == "" {
+					formErrs["oldPassword"] = strata.NewFieldError("validation_required", "Cannot be blank.", nil)
+				} else {
+					ok, _, err := a.hasher.Verify(ctx, stored.String("password"), form.oldPassword)
 					if err != nil {
 						return nil, err
 					}
-				}
-				if !ok {
-					formErrs["oldPassword"] = strata.NewFieldError("validation_invalid_old_password", "Missing or invalid old password.", nil)
+					if !ok {
+						formErrs["oldPassword"] = strata.NewFieldError("validation_invalid_old_password", "Missing or invalid old password.", nil)
+					}
 				}
 			}
 		}

@@ -1,0 +1,167 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-run/strata/api"
+	"github.com/strata-run/strata/service"
+	"github.com/strata-run/strata/store/sqlite"
+)
+
+const (
+	suEmail = "root@strata.test"
+	suPass  = "root-pass-123"
+)
+
+// testServer is a Strata node on a temp SQLite file with a superuser.
+type testServer struct {
+	tb      testing.TB
+	app     *service.App
+	srv     *httptest.Server
+	suToken string
+}
+
+func newTestServer(tb testing.TB) *testServer {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "data.db"), sqlite.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	app, err := service.New(ctx, service.Config{Store: st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(app, api.Options{}))
+	tb.Cleanup(srv.Close)
+	ts := &testServer{tb: tb, app: app, srv: srv}
+	res := ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPass})
+	res.status(200)
+	ts.suToken = res.json()["token"].(string)
+	return ts
+}
+
+// response is a finished request with assertion helpers.
+type response struct {
+	tb   testing.TB
+	code int
+	body []byte
+	hdr  http.Header
+	desc string
+}
+
+// do sends body (nil, a string sent as-is, or a value encoded as JSON).
+func (ts *testServer) do(method, path, token string, body any) *response {
+	ts.tb.Helper()
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd, ct = strings.NewReader(b), "application/json"
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/json"
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			ts.tb.Fatal(err)
+		}
+		rd, ct = bytes.NewReader(raw), "application/json"
+	}
+	req, err := http.NewRequest(method, ts.srv.URL+path, rd)
+	if err != nil {
+		ts.tb.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		ts.tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return &response{tb: ts.tb, code: res.StatusCode, body: raw, hdr: res.Header, desc: method + " " + path}
+}
+
+func (ts *testServer) su(method, path string, body any) *response {
+	ts.tb.Helper()
+	return ts.do(method, path, ts.suToken, body)
+}
+
+func (r *response) status(want int) *response {
+	r.tb.Helper()
+	if r.code != want {
+		r.tb.Fatalf("%s: status %d, want %d; body %s", r.desc, r.code, want, r.body)
+	}
+	return r
+}
+
+func (r *response) json() map[string]any {
+	r.tb.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		r.tb.Fatalf("%s: body is not a JSON object: %v: %s", r.desc, err, r.body)
+	}
+	return m
+}
+
+// get walks a dotted path ("data.title.code", "items.0.id") into the body.
+func (r *response) get(path string) any {
+	r.tb.Helper()
+	var v any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		r.tb.Fatalf("%s: bad JSON: %s", r.desc, r.body)
+	}
+	for _, part := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[part]
+		case []any:
+			i := -1
+			for j := range x {
+				if part == itoa(j) {
+					i = j
+				}
+			}
+			if i < 0 {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
+}
+
+func (r *response) expect(path string, want any) *response {
+	r.tb.Helper()
+	got := r.get(path)
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if string(gb) != string(wb) {
+		r.tb.Fatalf("%s: %s = %s, want %s; body %s", r.desc, path, gb, wb, r.body)
+	}
+	return r
+}
+
+func itoa(i int) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
