@@ -60,8 +60,11 @@ type RecordQuery struct {
 	// EqualFold is like Equal but ASCII case-insensitive (email look-ups).
 	EqualFold map[string]string
 	Sort      string // PocketBase sort syntax: "-created,title"
-	Limit     int    // 0 = no limit
-	Offset    int
+	// SortRestricted marks a client-supplied sort (same limits as a
+	// restricted Filter).
+	SortRestricted bool
+	Limit          int // 0 = no limit
+	Offset         int
 }
 
 // Change is one entry of the change log, written in the same transaction as

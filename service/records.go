@@ -69,7 +69,7 @@ func (a *App) ListRecords(ctx context.Context, req *strata.RequestInfo, c *strat
 		p.PerPage = 30
 	}
 	p.PerPage = min(p.PerPage, maxPerPage)
-	q := &strata.RecordQuery{Collection: c, Schema: a.Schema(), Request: req, Sort: p.Sort,
+	q := &strata.RecordQuery{Collection: c, Schema: a.Schema(), Request: req, Sort: p.Sort, SortRestricted: !su,
 		Limit: p.PerPage, Offset: (p.Page - 1) * p.PerPage}
 	if !su {
 		q.Filters = append(q.Filters, strata.Filter{Expr: *c.ListRule})

@@ -86,7 +86,7 @@ func selectSQL(q *strata.RecordQuery, count bool) (string, []any, error) {
 	if !count {
 		if q.Sort != "" {
 			env := filterEnv(q, alias)
-			env.Restricted = !q.Request.IsSuperuser()
+			env.Restricted = q.SortRestricted
 			order, err := filter.CompileSort(q.Sort, env, args)
 			if err != nil {
 				return "", nil, err
