@@ -182,3 +182,31 @@ func TestCompileErrors(t *testing.T) {
 		t.Error("Validate accepted an unknown field")
 	}
 }
+
+func TestNeedsStoreAndEval(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	alice := authReq(fx, "u1")
+	for src, want := range map[string]bool{
+		`title = "x" && author.id = @request.auth.id`:   false,
+		`labels:each ?= "x" && meta.level > 1`:          false,
+		`author.name = "x"`:                             true,
+		`comments_via_post.approved ?= true`:            true,
+		`@collection.memberships.user ?= "u1"`:          true,
+		`@request.auth.team.name = "red"`:               true,
+		`strftime('%Y', created, 'start of year') = ""`: true,
+	} {
+		e, err := Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &Env{Collection: fx.posts, Schema: fx.schema, Request: alice}
+		if got := NeedsStore(e, env); got != want {
+			t.Errorf("NeedsStore(%s) = %v, want %v", src, got, want)
+		}
+		_, err = Eval(e, env, fx.records["p1"])
+		if want != errors.Is(err, ErrNeedsStore) {
+			t.Errorf("Eval(%s): %v", src, err)
+		}
+	}
+}

@@ -28,6 +28,9 @@ func Eval(e Expr, env *Env, rec *strata.Record) (bool, error) {
 // i.e. whether Eval would return ErrNeedsStore for some record. Invalid
 // expressions report false; Compile reports their error.
 func NeedsStore(e Expr, env *Env) bool {
+	if env == nil || env.Collection == nil {
+		return false
+	}
 	ev := &evaluator{env: env, rec: strata.NewRecord(env.Collection), c: newCompiler(env, &Args{}, new(int), 0)}
 	need := false
 	var walk func(Expr)
