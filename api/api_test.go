@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -264,3 +265,32 @@ func runScenarios(t *testing.T, ts *testServer, tokens map[string]string, list [
 
 // q escapes a query value.
 func q(s string) string { return url.QueryEscape(s) }
+
+// ids returns the sorted "id" values of the objects at path (a list).
+func (r *response) ids(path string) []string {
+	r.tb.Helper()
+	list, ok := r.get(path).([]any)
+	if !ok {
+		r.tb.Fatalf("%s: %s is not a list; body %s", r.desc, path, r.body)
+	}
+	out := make([]string, 0, len(list))
+	for _, it := range list {
+		m, _ := it.(map[string]any)
+		id, _ := m["id"].(string)
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// expectIDs asserts the exact set of ids in the list at path.
+func (r *response) expectIDs(path string, want ...string) *response {
+	r.tb.Helper()
+	got := r.ids(path)
+	w := append([]string{}, want...)
+	sort.Strings(w)
+	if strings.Join(got, ",") != strings.Join(w, ",") {
+		r.tb.Fatalf("%s: ids at %s = %v, want %v; body %s", r.desc, path, got, w, r.body)
+	}
+	return r
+}
