@@ -261,7 +261,7 @@ func (t *tx) InsertRecord(ctx context.Context, r *strata.Record) error {
 		args[i] = toColumn(f, r.Data[f.Name])
 	}
 	q := "INSERT INTO " + quote(c.Name) + " (" + strings.Join(cols, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")"
-	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := t.exec(ctx, q, args...); err != nil {
 		return translate(fmt.Errorf("insert into %q: %w", c.Name, err), c)
 	}
 	return t.logChange(ctx, r, strata.ActionCreate)
@@ -281,7 +281,7 @@ func (t *tx) UpdateRecord(ctx context.Context, r *strata.Record) error {
 	}
 	args = append(args, r.ID())
 	q := "UPDATE " + quote(c.Name) + " SET " + strings.Join(sets, ", ") + " WHERE id = ?"
-	res, err := t.tx.ExecContext(ctx, q, args...)
+	res, err := t.exec(ctx, q, args...)
 	if err != nil {
 		return translate(fmt.Errorf("update %q: %w", c.Name, err), c)
 	}
@@ -294,7 +294,7 @@ func (t *tx) UpdateRecord(ctx context.Context, r *strata.Record) error {
 // DeleteRecord implements strata.Tx.
 func (t *tx) DeleteRecord(ctx context.Context, r *strata.Record) error {
 	c := r.Collection
-	res, err := t.tx.ExecContext(ctx, "DELETE FROM "+quote(c.Name)+" WHERE id = ?", r.ID())
+	res, err := t.exec(ctx, "DELETE FROM "+quote(c.Name)+" WHERE id = ?", r.ID())
 	if err != nil {
 		return translate(fmt.Errorf("delete from %q: %w", c.Name, err), c)
 	}

@@ -44,10 +44,10 @@ func (t *tx) saveCollectionRow(ctx context.Context, c *strata.Collection, insert
 		return fmt.Errorf("encode collection: %w", err)
 	}
 	if insert {
-		_, err = t.tx.ExecContext(ctx, `INSERT INTO _collections (id, name, type, data, created, updated) VALUES (?, ?, ?, ?, ?, ?)`,
+		_, err = t.ddl(ctx, `INSERT INTO _collections (id, name, type, data, created, updated) VALUES (?, ?, ?, ?, ?, ?)`,
 			c.ID, c.Name, c.Type, string(data), c.Created, c.Updated)
 	} else {
-		_, err = t.tx.ExecContext(ctx, `UPDATE _collections SET name = ?, type = ?, data = ?, updated = ? WHERE id = ?`,
+		_, err = t.ddl(ctx, `UPDATE _collections SET name = ?, type = ?, data = ?, updated = ? WHERE id = ?`,
 			c.Name, c.Type, string(data), c.Updated, c.ID)
 	}
 	if err != nil {
@@ -77,7 +77,7 @@ func (t *tx) CreateCollection(ctx context.Context, c *strata.Collection) error {
 	for _, f := range c.Fields {
 		cols = append(cols, columnDef(f))
 	}
-	if _, err := t.tx.ExecContext(ctx, "CREATE TABLE "+quote(c.Name)+" ("+strings.Join(cols, ", ")+")"); err != nil {
+	if _, err := t.ddl(ctx, "CREATE TABLE "+quote(c.Name)+" ("+strings.Join(cols, ", ")+")"); err != nil {
 		return fmt.Errorf("create table %q: %w", c.Name, err)
 	}
 	return t.createIndexes(ctx, c)
@@ -89,7 +89,7 @@ func (t *tx) createIndexes(ctx context.Context, c *strata.Collection) error {
 		if err != nil {
 			return strata.Errorf(strata.EInvalid, "Invalid index %q: %v.", s, err)
 		}
-		if _, err := t.tx.ExecContext(ctx, idx.SQL(c.Name, quote)); err != nil {
+		if _, err := t.ddl(ctx, idx.SQL(c.Name, quote)); err != nil {
 			if strings.Contains(err.Error(), "UNIQUE constraint failed") {
 				return strata.ValidationError("Failed to create index.", map[string]any{
 					"indexes": strata.NewFieldError("validation_invalid_index", "Existing rows violate the unique index "+idx.Name+".", nil),
@@ -102,7 +102,7 @@ func (t *tx) createIndexes(ctx context.Context, c *strata.Collection) error {
 }
 
 func (t *tx) dropIndexes(ctx context.Context, c *strata.Collection) error {
-	rows, err := t.tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, c.Name)
+	rows, err := t.s.wconn.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`, c.Name)
 	if err != nil {
 		return fmt.Errorf("list indexes: %w", err)
 	}
@@ -117,7 +117,7 @@ func (t *tx) dropIndexes(ctx context.Context, c *strata.Collection) error {
 	}
 	rows.Close()
 	for _, n := range names {
-		if _, err := t.tx.ExecContext(ctx, "DROP INDEX "+quote(n)); err != nil {
+		if _, err := t.ddl(ctx, "DROP INDEX "+quote(n)); err != nil {
 			return fmt.Errorf("drop index %q: %w", n, err)
 		}
 	}
@@ -134,7 +134,7 @@ func (t *tx) UpdateCollection(ctx context.Context, old, c *strata.Collection) er
 	}
 	table := old.Name
 	if old.Name != c.Name {
-		if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+quote(old.Name)+" RENAME TO "+quote(c.Name)); err != nil {
+		if _, err := t.ddl(ctx, "ALTER TABLE "+quote(old.Name)+" RENAME TO "+quote(c.Name)); err != nil {
 			return fmt.Errorf("rename table: %w", err)
 		}
 		table = c.Name
@@ -142,7 +142,7 @@ func (t *tx) UpdateCollection(ctx context.Context, old, c *strata.Collection) er
 	// Drop fields that disappeared.
 	for _, of := range old.Fields {
 		if c.FieldByID(of.ID) == nil {
-			if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+quote(table)+" DROP COLUMN "+quote(of.Name)); err != nil {
+			if _, err := t.ddl(ctx, "ALTER TABLE "+quote(table)+" DROP COLUMN "+quote(of.Name)); err != nil {
 				return fmt.Errorf("drop column %q: %w", of.Name, err)
 			}
 		}
@@ -151,21 +151,21 @@ func (t *tx) UpdateCollection(ctx context.Context, old, c *strata.Collection) er
 	var renamed []*strata.Field
 	for _, f := range c.Fields {
 		if of := old.FieldByID(f.ID); of != nil && of.Name != f.Name {
-			if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+quote(table)+" RENAME COLUMN "+quote(of.Name)+" TO "+quote("_tmp_"+f.ID)); err != nil {
+			if _, err := t.ddl(ctx, "ALTER TABLE "+quote(table)+" RENAME COLUMN "+quote(of.Name)+" TO "+quote("_tmp_"+f.ID)); err != nil {
 				return fmt.Errorf("rename column %q: %w", of.Name, err)
 			}
 			renamed = append(renamed, f)
 		}
 	}
 	for _, f := range renamed {
-		if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+quote(table)+" RENAME COLUMN "+quote("_tmp_"+f.ID)+" TO "+quote(f.Name)); err != nil {
+		if _, err := t.ddl(ctx, "ALTER TABLE "+quote(table)+" RENAME COLUMN "+quote("_tmp_"+f.ID)+" TO "+quote(f.Name)); err != nil {
 			return fmt.Errorf("rename column to %q: %w", f.Name, err)
 		}
 	}
 	for _, f := range c.Fields {
 		of := old.FieldByID(f.ID)
 		if of == nil {
-			if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+quote(table)+" ADD COLUMN "+columnDef(f)); err != nil {
+			if _, err := t.ddl(ctx, "ALTER TABLE "+quote(table)+" ADD COLUMN "+columnDef(f)); err != nil {
 				return fmt.Errorf("add column %q: %w", f.Name, err)
 			}
 			continue
@@ -194,7 +194,7 @@ func (t *tx) convertColumn(ctx context.Context, table string, of, f *strata.Fiel
 	} else {
 		expr = "CASE WHEN json_valid(" + col + ") AND json_array_length(" + col + ") > 0 THEN json_extract(" + col + ", '$[#-1]') ELSE '' END"
 	}
-	if _, err := t.tx.ExecContext(ctx, "UPDATE "+quote(table)+" SET "+col+" = "+expr); err != nil {
+	if _, err := t.ddl(ctx, "UPDATE "+quote(table)+" SET "+col+" = "+expr); err != nil {
 		return fmt.Errorf("convert column %q: %w", f.Name, err)
 	}
 	return nil
@@ -202,10 +202,10 @@ func (t *tx) convertColumn(ctx context.Context, table string, of, f *strata.Fiel
 
 // DeleteCollection implements strata.Tx.
 func (t *tx) DeleteCollection(ctx context.Context, c *strata.Collection) error {
-	if _, err := t.tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+quote(c.Name)); err != nil {
+	if _, err := t.ddl(ctx, "DROP TABLE IF EXISTS "+quote(c.Name)); err != nil {
 		return fmt.Errorf("drop table %q: %w", c.Name, err)
 	}
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM _collections WHERE id = ?`, c.ID); err != nil {
+	if _, err := t.ddl(ctx, `DELETE FROM _collections WHERE id = ?`, c.ID); err != nil {
 		return fmt.Errorf("delete collection %q: %w", c.Name, err)
 	}
 	return nil
@@ -219,7 +219,7 @@ func (t *tx) TruncateCollection(ctx context.Context, c *strata.Collection) error
 	for _, f := range c.Fields {
 		obj = append(obj, "'"+strings.ReplaceAll(f.Name, "'", "''")+"'", jsonValueExpr(f))
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO _changes (collection_id, collection_name, record_id, action, time, record)
+	res, err := t.ddl(ctx, `INSERT INTO _changes (collection_id, collection_name, record_id, action, time, record)
 		SELECT ?, ?, id, 'delete', ?, json_object(`+strings.Join(obj, ", ")+`) FROM `+quote(c.Name)+` ORDER BY rowid`,
 		c.ID, c.Name, now)
 	if err != nil {
@@ -228,13 +228,13 @@ func (t *tx) TruncateCollection(ctx context.Context, c *strata.Collection) error
 	if n, _ := res.RowsAffected(); n > 0 {
 		// Report the tombstones to the caller like single deletes.
 		last, _ := res.LastInsertId()
-		chs, err := changes(ctx, t.tx, last-n, int(n))
+		chs, err := changes(ctx, t, last-n, int(n))
 		if err != nil {
 			return err
 		}
 		t.changes = append(t.changes, chs...)
 	}
-	if _, err := t.tx.ExecContext(ctx, "DELETE FROM "+quote(c.Name)); err != nil {
+	if _, err := t.ddl(ctx, "DELETE FROM "+quote(c.Name)); err != nil {
 		return translate(fmt.Errorf("truncate %q: %w", c.Name, err), c)
 	}
 	return nil

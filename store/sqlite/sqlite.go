@@ -10,6 +10,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,11 +33,21 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 
+	// wconn is the one writer connection. Transactions on it are plain
+	// BEGIN IMMEDIATE … COMMIT statements under wmu, so statements prepared
+	// on the connection once (wstmts) serve every transaction.
+	wmu   sync.Mutex
+	wconn *sql.Conn
+
+	qmu   sync.Mutex
+	queue []*writeReq // transactions waiting for the writer (group commit)
+
 	// stmts caches prepared read statements by SQL text. Generated SQL is
 	// deterministic for a (collection, filter, sort) shape, so the set of
 	// distinct texts stays small; it is capped all the same.
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
+	wstmts map[string]*sql.Stmt // prepared on wconn; guarded by wmu
 }
 
 var _ strata.Store = (*Store)(nil)
@@ -76,7 +87,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 		return "file:" + abs + "?" + q.Encode()
 	}
-	writer, err := sql.Open("sqlite", dsn("_txlock", "immediate"))
+	writer, err := sql.Open("sqlite", dsn())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
@@ -85,8 +96,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 
-	s := &Store{path: abs, writer: writer, stmts: map[string]*sql.Stmt{}}
+	s := &Store{path: abs, writer: writer, stmts: map[string]*sql.Stmt{}, wstmts: map[string]*sql.Stmt{}}
+	if s.wconn, err = writer.Conn(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite writer: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
+		s.wconn.Close()
 		writer.Close()
 		return nil, err
 	}
@@ -116,7 +132,14 @@ func (s *Store) Close() error {
 	}
 	s.stmts = nil
 	s.stmtMu.Unlock()
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	s.wmu.Lock()
+	for _, st := range s.wstmts {
+		st.Close()
+	}
+	s.wstmts = nil
+	err := s.wconn.Close()
+	s.wmu.Unlock()
+	return errors.Join(s.reader.Close(), err, s.writer.Close())
 }
 
 // Path is the database file.
@@ -150,11 +173,7 @@ var migrations = []string{
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	conn, err := s.writer.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlite migrate: %w", err)
-	}
-	defer conn.Close()
+	conn := s.wconn
 	var version int
 	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("sqlite migrate: read version: %w", err)
@@ -269,7 +288,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]strata.C
 // Collections implements strata.Store. It reads through the writer so that a
 // collection created a moment ago is always seen.
 func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
-	rows, err := s.writer.QueryContext(ctx, `SELECT data FROM _collections ORDER BY created, rowid`)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	rows, err := s.wconn.QueryContext(ctx, `SELECT data FROM _collections ORDER BY created, rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("load collections: %w", err)
 	}
@@ -289,50 +310,216 @@ func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
 	return out, rows.Err()
 }
 
-// Write implements strata.Store: fn runs in one IMMEDIATE transaction on the
-// single writer connection.
+// writeReq is one caller's transaction waiting for the writer.
+type writeReq struct {
+	ctx     context.Context
+	fn      func(strata.Tx) error
+	changes []strata.Change
+	err     error
+	done    chan struct{}
+}
+
+// maxGroup bounds how many queued transactions share one commit.
+const maxGroup = 128
+
+// Write implements strata.Store with group commit: callers queue their
+// transactions, and whoever holds the writer runs everything queued in one
+// BEGIN IMMEDIATE … COMMIT, each caller's fn inside its own SAVEPOINT. A
+// failing fn rolls back only its savepoint; nobody is acknowledged before
+// the shared COMMIT succeeds. Under load this turns N commits (N WAL
+// appends) into one, and when idle a lone write takes the same path as
+// before with no savepoint.
 func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Change, error) {
-	sqlTx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, translate(fmt.Errorf("begin: %w", err), nil)
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.qmu.Lock()
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+
+	s.wmu.Lock()
+	for {
+		select {
+		case <-req.done:
+			s.wmu.Unlock()
+			return req.changes, req.err
+		default:
+		}
+		s.qmu.Lock()
+		n := min(len(s.queue), maxGroup)
+		batch := s.queue[:n:n]
+		s.queue = s.queue[n:]
+		s.qmu.Unlock()
+		s.commitGroup(batch)
 	}
-	tx := &tx{s: s, tx: sqlTx}
-	if err := fn(tx); err != nil {
-		sqlTx.Rollback()
-		return nil, err
+}
+
+func (s *Store) commitGroup(batch []*writeReq) {
+	finish := func(err error) {
+		for _, r := range batch {
+			if err != nil && r.err == nil {
+				r.err, r.changes = err, nil
+			}
+			close(r.done)
+		}
 	}
-	if err := sqlTx.Commit(); err != nil {
-		return nil, translate(fmt.Errorf("commit: %w", err), nil)
+	if s.wconn == nil {
+		finish(errors.New("sqlite: store closed"))
+		return
 	}
-	return tx.changes, nil
+	bg := context.Background()
+	if _, err := s.wconn.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		finish(translate(fmt.Errorf("begin: %w", err), nil))
+		return
+	}
+	grouped := len(batch) > 1
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = translate(err, nil)
+			continue
+		}
+		if grouped {
+			if _, err := s.wconn.ExecContext(bg, "SAVEPOINT w"); err != nil {
+				s.rollback()
+				finish(fmt.Errorf("savepoint: %w", err))
+				return
+			}
+		}
+		t := &tx{s: s}
+		err := runFn(r.fn, t)
+		switch {
+		case err != nil && !grouped:
+			s.rollback()
+			r.err = err
+			finish(nil)
+			return
+		case err != nil:
+			r.err = err
+			if _, rerr := s.wconn.ExecContext(bg, "ROLLBACK TO w"); rerr != nil {
+				// SQLite may have ended the transaction itself (e.g. on a
+				// full disk): nothing in this group can be trusted.
+				s.rollback()
+				finish(fmt.Errorf("rollback to savepoint: %w (after %w)", rerr, err))
+				return
+			}
+			fallthrough
+		case grouped:
+			if _, err := s.wconn.ExecContext(bg, "RELEASE w"); err != nil {
+				s.rollback()
+				finish(fmt.Errorf("release savepoint: %w", err))
+				return
+			}
+		}
+		if r.err == nil {
+			r.changes = t.changes
+		}
+	}
+	if _, err := s.wconn.ExecContext(bg, "COMMIT"); err != nil {
+		s.rollback()
+		finish(translate(fmt.Errorf("commit: %w", err), nil))
+		return
+	}
+	finish(nil)
+}
+
+// runFn runs a caller's transaction body, turning a panic into an error so
+// that one bad request cannot take the writer (and everyone queued) down.
+func runFn(fn func(strata.Tx) error, t *tx) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic in write transaction: %v", v)
+		}
+	}()
+	return fn(t)
+}
+
+// rollback ends a failed transaction. It ignores the caller's context: a
+// cancelled request must still release the write lock.
+func (s *Store) rollback() {
+	if _, err := s.wconn.ExecContext(context.Background(), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+		// The connection is in an unknown state: replace it (its prepared
+		// statements go with it).
+		for _, st := range s.wstmts {
+			st.Close()
+		}
+		s.wstmts = map[string]*sql.Stmt{}
+		s.wconn.Raw(func(any) error { return driver.ErrBadConn })
+		s.wconn.Close()
+		if c, err := s.writer.Conn(context.Background()); err == nil {
+			s.wconn = c
+		}
+	}
 }
 
 // tx implements strata.Tx.
 type tx struct {
 	s       *Store
-	tx      *sql.Tx
 	changes []strata.Change
 }
 
 func (t *tx) FindRecords(ctx context.Context, q *strata.RecordQuery) ([]*strata.Record, error) {
-	return findRecords(ctx, t.tx, q)
+	return findRecords(ctx, t, q)
 }
 
 func (t *tx) CountRecords(ctx context.Context, q *strata.RecordQuery) (int, error) {
-	return countRecords(ctx, t.tx, q)
+	return countRecords(ctx, t, q)
+}
+
+// stmt returns a statement prepared once on the writer connection, or nil
+// when the cache is full (the caller then runs the SQL directly).
+func (t *tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := t.s.wstmts[query]; ok {
+		return st
+	}
+	if len(t.s.wstmts) >= maxCachedStmts {
+		return nil
+	}
+	st, err := t.s.wconn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	t.s.wstmts[query] = st
+	return st
+}
+
+// exec runs a statement in the transaction through the statement cache.
+// DDL is not cached: it runs once.
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.s.wconn.ExecContext(ctx, query, args...)
+}
+
+// ddl runs a schema statement without caching it.
+func (t *tx) ddl(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.s.wconn.ExecContext(ctx, query, args...)
+}
+
+// QueryContext and QueryRowContext make tx a queryer with cached statements.
+func (t *tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.s.wconn.QueryContext(ctx, query, args...)
+}
+
+func (t *tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.s.wconn.QueryRowContext(ctx, query, args...)
 }
 
 func (t *tx) Setting(ctx context.Context, key string) (json.RawMessage, bool, error) {
-	return setting(ctx, t.tx, key)
+	return setting(ctx, t, key)
 }
 
 func (t *tx) Changes(ctx context.Context, after int64, limit int) ([]strata.Change, error) {
-	return changes(ctx, t.tx, after, limit)
+	return changes(ctx, t, after, limit)
 }
 
 func (t *tx) PutSetting(ctx context.Context, key string, value json.RawMessage) error {
 	now := strata.NowDate()
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO _params (id, value, created, updated) VALUES (?, ?, ?, ?)
+	_, err := t.exec(ctx, `INSERT INTO _params (id, value, created, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = excluded.updated`, key, string(value), now, now)
 	if err != nil {
 		return fmt.Errorf("put setting %q: %w", key, err)
@@ -386,7 +573,7 @@ func (t *tx) logChange(ctx context.Context, r *strata.Record, action string) err
 		return fmt.Errorf("log change: %w", err)
 	}
 	now := time.Now().UTC()
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO _changes (collection_id, collection_name, record_id, action, time, record)
+	res, err := t.exec(ctx, `INSERT INTO _changes (collection_id, collection_name, record_id, action, time, record)
 		VALUES (?, ?, ?, ?, ?, ?)`, r.Collection.ID, r.Collection.Name, r.ID(), action, strata.FormatDate(now), string(data))
 	if err != nil {
 		return fmt.Errorf("log change: %w", err)

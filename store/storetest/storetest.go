@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"Settings", testSettings},
 		{"SchemaMigrationKeepsData", testSchemaMigration},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"ConcurrentFailuresIsolated", testConcurrentFailures},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -450,6 +451,58 @@ func testConcurrentWriters(t *testing.T, s strata.Store) {
 	for i := 1; i < len(chs); i++ {
 		if chs[i].Seq != chs[i-1].Seq+1 {
 			t.Fatalf("gap in change log at %d: %d then %d", i, chs[i-1].Seq, chs[i].Seq)
+		}
+	}
+}
+
+// testConcurrentFailures runs writers that fail after writing alongside
+// writers that succeed: a store that shares commits between callers (group
+// commit) must still undo exactly the failed ones.
+func testConcurrentFailures(t *testing.T, s strata.Store) {
+	ctx := context.Background()
+	people, _ := setup(t, s)
+	boom := errors.New("boom")
+	const n = 200
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = s.Write(ctx, func(tx strata.Tx) error {
+				if err := tx.InsertRecord(ctx, rec(people, "id", fmt.Sprintf("r%03d", i))); err != nil {
+					return err
+				}
+				if i%3 == 0 {
+					return boom
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	var want []string
+	for i, err := range results {
+		switch {
+		case i%3 == 0 && !errors.Is(err, boom):
+			t.Fatalf("write %d: err = %v, want boom", i, err)
+		case i%3 != 0 && err != nil:
+			t.Fatalf("write %d: %v", i, err)
+		case i%3 != 0:
+			want = append(want, fmt.Sprintf("r%03d", i))
+		}
+	}
+	got := find(t, s, &strata.RecordQuery{Collection: people, Sort: "id"})
+	if !slices.Equal(got, want) {
+		t.Fatalf("visible rows = %d, want %d", len(got), len(want))
+	}
+	chs, _ := s.Changes(ctx, 0, 10000)
+	if len(chs) != len(want) {
+		t.Fatalf("changes = %d, want %d", len(chs), len(want))
+	}
+	for i := 1; i < len(chs); i++ {
+		if chs[i].Seq != chs[i-1].Seq+1 {
+			t.Fatalf("gap in change log: %d then %d", chs[i-1].Seq, chs[i].Seq)
 		}
 	}
 }

@@ -1,0 +1,151 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+)
+
+// The benchmarks drive the real handler in-process (no sockets), so they
+// measure Strata's own cost per request. BenchmarkBaseline is the bare
+// net/http handler returning 200 bytes of JSON: compare ratios to it, not
+// absolute numbers (see docs/benchmarks.md).
+
+var helloBody = bytes.Repeat([]byte("x"), 200)
+
+func BenchmarkBaseline(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(helloBody)
+	})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, h, "GET", "/", nil, 200)
+		}
+	})
+}
+
+// benchFixture seeds a public "posts" collection with n records, an index
+// on n, and a user for sign-in benchmarks.
+func benchFixture(b *testing.B, n int) (*testServer, []string) {
+	b.Helper()
+	ts := newTestServer(b)
+	ts.su("POST", "/api/collections", map[string]any{
+		"name": "posts", "listRule": "", "viewRule": "", "createRule": "",
+		"fields": []any{
+			map[string]any{"name": "title", "type": "text"},
+			map[string]any{"name": "n", "type": "number"},
+			map[string]any{"name": "body", "type": "text"},
+			map[string]any{"name": "created", "type": "autodate", "onCreate": true},
+		},
+		"indexes": []string{"CREATE INDEX idx_posts_n ON posts (n)"},
+	}).status(200)
+	ts.su("PATCH", "/api/settings", map[string]any{"batch": map[string]any{"enabled": true, "maxRequests": 1000, "timeout": 60}}).status(200)
+	var ids []string
+	for start := 0; start < n; start += 1000 {
+		var reqs []any
+		for i := start; i < min(start+1000, n); i++ {
+			reqs = append(reqs, map[string]any{"method": "POST", "url": "/api/collections/posts/records",
+				"body": map[string]any{"title": fmt.Sprintf("post %d", i), "n": i, "body": "lorem ipsum dolor sit amet"}})
+		}
+		res := ts.su("POST", "/api/batch", map[string]any{"requests": reqs}).status(200)
+		var out []struct {
+			Body struct {
+				ID string `json:"id"`
+			} `json:"body"`
+		}
+		if err := json.Unmarshal(res.body, &out); err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range out {
+			ids = append(ids, o.Body.ID)
+		}
+	}
+	ts.su("POST", "/api/collections/users/records", map[string]any{
+		"email": "bench@strata.test", "password": "bench-pass-1", "passwordConfirm": "bench-pass-1"}).status(200)
+	return ts, ids
+}
+
+// serve runs one request through h without a network round trip.
+func serve(b *testing.B, h http.Handler, method, target string, body []byte, want int) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != want {
+		b.Fatalf("%s %s: %d %s", method, target, w.Code, w.Body.Bytes())
+	}
+}
+
+func BenchmarkRecordView(b *testing.B) {
+	ts, ids := benchFixture(b, 10000)
+	h := ts.srv.Config.Handler
+	ids = ids[:1000]
+	var i atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := ids[int(i.Add(1))%len(ids)]
+			serve(b, h, "GET", "/api/collections/posts/records/"+id, nil, 200)
+		}
+	})
+}
+
+func benchList(b *testing.B, skipTotal bool) {
+	ts, _ := benchFixture(b, 10000)
+	h := ts.srv.Config.Handler
+	target := "/api/collections/posts/records?perPage=20&sort=-n&filter=" + url.QueryEscape("n >= 2500 && n < 7500")
+	if skipTotal {
+		target += "&skipTotal=1"
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, h, "GET", target, nil, 200)
+		}
+	})
+}
+
+func BenchmarkRecordListSkipTotal(b *testing.B) { benchList(b, true) }
+func BenchmarkRecordListTotal(b *testing.B)     { benchList(b, false) }
+
+func BenchmarkRecordCreate(b *testing.B) {
+	ts, _ := benchFixture(b, 10000)
+	h := ts.srv.Config.Handler
+	body := []byte(`{"title":"created","n":42,"body":"lorem ipsum dolor sit amet"}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, h, "POST", "/api/collections/posts/records", body, 200)
+		}
+	})
+}
+
+func BenchmarkAuthWithPassword(b *testing.B) {
+	ts, _ := benchFixture(b, 0)
+	h := ts.srv.Config.Handler
+	body := []byte(`{"identity":"bench@strata.test","password":"bench-pass-1"}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, h, "POST", "/api/collections/users/auth-with-password", body, 200)
+		}
+	})
+}

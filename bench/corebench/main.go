@@ -1,0 +1,356 @@
+// Command corebench measures the core API with wrk against a real strata
+// process and reports every throughput as a ratio to a bare net/http
+// handler measured in the same run (these machines are shared and noisy:
+// only ratios compare across runs).
+//
+//	go run ./bench/corebench --strata bin/strata [--duration 10s] [--conns 50]
+//
+// It starts the server on a temp data dir, seeds a 10,000-record collection,
+// then runs each scenario with `wrk -t2 -c<conns> --latency` and prints a
+// Markdown table for docs/benchmarks.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	strataBin = flag.String("strata", "bin/strata", "strata binary")
+	duration  = flag.Duration("duration", 10*time.Second, "wrk duration per scenario")
+	conns     = flag.Int("conns", 50, "wrk connections")
+	records   = flag.Int("records", 10000, "records to seed")
+	only      = flag.String("only", "", "comma-separated scenario names to run (default all)")
+)
+
+const (
+	suEmail = "bench@strata.test"
+	suPass  = "bench-pass-123"
+)
+
+func main() {
+	flag.Parse()
+	log.SetFlags(0)
+	if _, err := exec.LookPath("wrk"); err != nil {
+		log.Fatal("wrk not found: apt-get install -y wrk")
+	}
+	dir, err := os.MkdirTemp("", "strata-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	hello := startHello()
+	defer hello.Close()
+
+	srv := startStrata(dir)
+	defer srv.stop()
+	base := "http://" + srv.addr
+	token := authSuperuser(base)
+	ids := seed(base, token, *records)
+	userToken := seedUser(base, token)
+	_ = userToken
+
+	scripts := filepath.Join(dir, "lua")
+	os.MkdirAll(scripts, 0o755)
+	type scenario struct {
+		name, url, script string
+	}
+	viewLua := writeViewScript(scripts, ids[:min(1000, len(ids))])
+	createLua := writeScript(scripts, "create.lua", `wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"title":"created by wrk","n":42,"body":"lorem ipsum dolor sit amet"}'
+`)
+	authLua := writeScript(scripts, "auth.lua", `wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"identity":"user@strata.test","password":"user-pass-123"}'
+`)
+	list := base + "/api/collections/posts/records?perPage=20&sort=-n&filter=" + urlEscape("n >= 2500 && n < 7500")
+	scenarios := []scenario{
+		{"view", base, viewLua},
+		{"list-skiptotal", list + "&skipTotal=1", ""},
+		{"list-total", list, ""},
+		{"create", base + "/api/collections/posts/records", createLua},
+		{"auth-with-password", base + "/api/collections/users/auth-with-password", authLua},
+	}
+	wanted := map[string]bool{}
+	for _, n := range strings.Split(*only, ",") {
+		if n != "" {
+			wanted[n] = true
+		}
+	}
+	helloURL := "http://" + hello.Addr().String() + "/"
+	before := runWrk("hello", helloURL, "")
+	fmt.Printf("\n| scenario | req/s | ratio to hello | p50 | p99 | non-2xx | errors | strata peak RSS |\n|---|---|---|---|---|---|---|---|\n")
+	var results []wrkResult
+	for _, sc := range scenarios {
+		if len(wanted) > 0 && !wanted[sc.name] {
+			continue
+		}
+		r := runWrk(sc.name, sc.url, sc.script)
+		r.rss = srv.peakRSS()
+		results = append(results, r)
+	}
+	after := runWrk("hello", helloURL, "")
+	helloRPS := (before.rps + after.rps) / 2
+	fmt.Printf("| hello (net/http, 200-byte JSON) | %.0f | 1.00 | %s | %s | %d | %d | — |\n", helloRPS, before.p50, before.p99, before.non2xx, before.errors)
+	for _, r := range results {
+		fmt.Printf("| %s | %.0f | %.3f | %s | %s | %d | %d | %.0f MB |\n", r.name, r.rps, r.rps/helloRPS, r.p50, r.p99, r.non2xx, r.errors, r.rss/1024)
+	}
+	fmt.Printf("\nhello before %.0f req/s, after %.0f req/s (noise check)\n", before.rps, after.rps)
+}
+
+// startHello serves the baseline: a bare handler returning 200 bytes of JSON.
+func startHello() net.Listener {
+	body := []byte(`{"message":"hello","data":{"id":"abcdefghijklmno","title":"baseline response body of exactly two hundred bytes","n":12345,"ok":true},"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
+	if len(body) != 200 {
+		log.Fatalf("hello body is %d bytes, want 200", len(body))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	return ln
+}
+
+type strataProc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startStrata(dir string) *strataProc {
+	out, err := exec.Command(*strataBin, "superuser", "upsert", suEmail, suPass, "--dir", dir).CombinedOutput()
+	if err != nil {
+		log.Fatalf("superuser upsert: %v: %s", err, out)
+	}
+	addr := freeAddr()
+	cmd := exec.Command(*strataBin, "serve", "--http", addr, "--dir", dir, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	p := &strataProc{cmd: cmd, addr: addr}
+	for i := 0; i < 100; i++ {
+		if res, err := http.Get("http://" + addr + "/api/health"); err == nil {
+			res.Body.Close()
+			return p
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.stop()
+	log.Fatal("strata did not start")
+	return nil
+}
+
+func (p *strataProc) stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+	}
+}
+
+// peakRSS is the process's VmHWM in KiB.
+func (p *strataProc) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+func call(method, url, token string, body any) map[string]any {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		log.Fatalf("%s %s: %d %s", method, url, res.StatusCode, raw)
+	}
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	return m
+}
+
+func authSuperuser(base string) string {
+	res := call("POST", base+"/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPass})
+	return res["token"].(string)
+}
+
+// seed creates "posts" (public rules, an index on n) with n records, in
+// batches, and returns their ids.
+func seed(base, token string, n int) []string {
+	call("POST", base+"/api/collections", token, map[string]any{
+		"name": "posts", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+		"fields": []any{
+			map[string]any{"name": "title", "type": "text"},
+			map[string]any{"name": "n", "type": "number"},
+			map[string]any{"name": "body", "type": "text"},
+			map[string]any{"name": "created", "type": "autodate", "onCreate": true},
+			map[string]any{"name": "updated", "type": "autodate", "onCreate": true, "onUpdate": true},
+		},
+		"indexes": []string{"CREATE INDEX idx_posts_n ON posts (n)"},
+	})
+	call("PATCH", base+"/api/settings", token, map[string]any{"batch": map[string]any{"enabled": true, "maxRequests": 500, "timeout": 30}})
+	var ids []string
+	for start := 0; start < n; start += 500 {
+		var reqs []any
+		for i := start; i < min(start+500, n); i++ {
+			reqs = append(reqs, map[string]any{"method": "POST", "url": "/api/collections/posts/records",
+				"body": map[string]any{"title": fmt.Sprintf("post number %d", i), "n": i, "body": strings.Repeat("lorem ipsum ", 8)}})
+		}
+		b, _ := json.Marshal(map[string]any{"requests": reqs})
+		req, _ := http.NewRequest("POST", base+"/api/batch", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			log.Fatalf("seed batch: %d %s", res.StatusCode, raw)
+		}
+		var out []struct {
+			Body struct {
+				ID string `json:"id"`
+			} `json:"body"`
+		}
+		json.Unmarshal(raw, &out)
+		for _, o := range out {
+			ids = append(ids, o.Body.ID)
+		}
+	}
+	log.Printf("seeded %d records", len(ids))
+	return ids
+}
+
+func seedUser(base, token string) string {
+	call("POST", base+"/api/collections/users/records", token, map[string]any{
+		"email": "user@strata.test", "password": "user-pass-123", "passwordConfirm": "user-pass-123"})
+	return ""
+}
+
+func writeScript(dir, name, body string) string {
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	return p
+}
+
+// writeViewScript rotates GET requests over ids.
+func writeViewScript(dir string, ids []string) string {
+	var b strings.Builder
+	b.WriteString("local ids = {")
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"` + id + `"`)
+	}
+	b.WriteString("}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", \"/api/collections/posts/records/\" .. ids[(i % #ids) + 1])\nend\n")
+	return writeScript(dir, "view.lua", b.String())
+}
+
+type wrkResult struct {
+	name           string
+	rps            float64
+	p50, p99       string
+	non2xx, errors int
+	rss            float64
+}
+
+var (
+	rpsRe    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	p50Re    = regexp.MustCompile(`\s50%\s+(\S+)`)
+	p99Re    = regexp.MustCompile(`\s99%\s+(\S+)`)
+	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	errRe    = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func runWrk(name, url, script string) wrkResult {
+	args := []string{"-t2", fmt.Sprintf("-c%d", *conns), "-d" + duration.String(), "--latency"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	args = append(args, url)
+	out, err := exec.Command("wrk", args...).CombinedOutput()
+	if err != nil {
+		log.Fatalf("wrk %s: %v: %s", name, err, out)
+	}
+	r := wrkResult{name: name}
+	if m := rpsRe.FindSubmatch(out); m != nil {
+		r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	if m := p50Re.FindSubmatch(out); m != nil {
+		r.p50 = string(m[1])
+	}
+	if m := p99Re.FindSubmatch(out); m != nil {
+		r.p99 = string(m[1])
+	}
+	if m := non2xxRe.FindSubmatch(out); m != nil {
+		r.non2xx, _ = strconv.Atoi(string(m[1]))
+	}
+	if m := errRe.FindSubmatch(out); m != nil {
+		for _, g := range m[1:] {
+			n, _ := strconv.Atoi(string(g))
+			r.errors += n
+		}
+	}
+	log.Printf("%-20s %8.0f req/s  p50 %-8s p99 %-8s non2xx %d errors %d", name, r.rps, r.p50, r.p99, r.non2xx, r.errors)
+	return r
+}
+
+func urlEscape(s string) string {
+	r := strings.NewReplacer(" ", "%20", ">", "%3E", "<", "%3C", "=", "%3D", "&", "%26")
+	return r.Replace(s)
+}
