@@ -125,7 +125,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		var body any = m
 		if spec := it.query.Get("fields"); spec != "" {
-			body = pickFields(toGenericMap(m), parseFields(spec))
+			body = pickFields(m.Map(), parseFields(spec))
 		}
 		out[i] = map[string]any{"status": http.StatusOK, "body": body}
 	}

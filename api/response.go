@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/service"
 )
 
 // errorBody is PocketBase's error shape.
@@ -112,36 +114,80 @@ func writeRaw(w http.ResponseWriter, status int, v any) {
 // writeJSON sends a 2xx body, applying the ?fields= picker (API.md §5.1).
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	if spec := r.URL.Query().Get("fields"); spec != "" {
-		v = pickFields(toGeneric(v), parseFields(spec))
+		writeRaw(w, status, pickFields(toGeneric(v), parseFields(spec)))
+		return
+	}
+	if d, ok := v.(*service.Doc); ok {
+		writeBytes(w, status, d.AppendJSON(make([]byte, 0, 512)))
+		return
 	}
 	writeRaw(w, status, v)
 }
 
+func writeBytes(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
 // writeList sends a list result; ?fields= applies to each item.
-func writeList(w http.ResponseWriter, r *http.Request, page, perPage, total, totalPages int, items []map[string]any) {
-	out := make([]any, len(items))
-	spec := r.URL.Query().Get("fields")
+func writeList[T any](w http.ResponseWriter, r *http.Request, page, perPage, total, totalPages int, items []T) {
 	var tree fieldTree
-	if spec != "" {
+	if spec := r.URL.Query().Get("fields"); spec != "" {
 		tree = parseFields(spec)
 	}
+	b := make([]byte, 0, 512*(len(items)+1))
+	b = append(b, `{"items":[`...)
 	for i, it := range items {
-		if tree != nil {
-			out[i] = pickFields(toGenericMap(it), tree)
-		} else {
-			out[i] = it
+		if i > 0 {
+			b = append(b, ',')
 		}
+		var v any = it
+		if tree != nil {
+			v = pickFields(toGeneric(v), tree)
+		}
+		if d, ok := v.(*service.Doc); ok {
+			b = d.AppendJSON(b)
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			writeRaw(w, http.StatusInternalServerError, errorBody{Status: 500, Message: defaultMessages[500], Data: map[string]any{}})
+			return
+		}
+		b = append(b, raw...)
 	}
-	writeRaw(w, http.StatusOK, map[string]any{
-		"page": page, "perPage": perPage, "totalItems": total, "totalPages": totalPages, "items": out,
-	})
+	b = append(b, `],"page":`...)
+	b = strconv.AppendInt(b, int64(page), 10)
+	b = append(b, `,"perPage":`...)
+	b = strconv.AppendInt(b, int64(perPage), 10)
+	b = append(b, `,"totalItems":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, `,"totalPages":`...)
+	b = strconv.AppendInt(b, int64(totalPages), 10)
+	b = append(b, '}')
+	writeBytes(w, http.StatusOK, b)
 }
 
 // toGeneric converts a value to maps/slices so the picker can walk it.
 func toGeneric(v any) any {
 	switch x := v.(type) {
+	case *service.Doc:
+		return x.Map()
 	case map[string]any:
-		return toGenericMap(x)
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			out[k] = toGeneric(val)
+		}
+		return out
+	case []*service.Doc:
+		out := make([]any, len(x))
+		for i, d := range x {
+			out[i] = d.Map()
+		}
+		return out
+	case string, float64, bool, nil, int:
+		return v
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -150,25 +196,6 @@ func toGeneric(v any) any {
 	var out any
 	if json.Unmarshal(b, &out) != nil {
 		return v
-	}
-	return out
-}
-
-func toGenericMap(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		switch x := v.(type) {
-		case map[string]any:
-			out[k] = toGenericMap(x)
-		case []map[string]any:
-			list := make([]any, len(x))
-			for i, it := range x {
-				list[i] = toGenericMap(it)
-			}
-			out[k] = list
-		default:
-			out[k] = v
-		}
 	}
 	return out
 }

@@ -211,8 +211,8 @@ func uniquelyIndexed(c *strata.Collection, field string) bool {
 // Export turns records into the JSON objects req may see (API.md §1.6):
 // password and tokenKey never, hidden fields for superusers only, email
 // only when visible, allowed to the caller, or the caller manages it.
-func (a *App) Export(ctx context.Context, req *strata.RequestInfo, recs []*strata.Record) ([]map[string]any, error) {
-	out := make([]map[string]any, len(recs))
+func (a *App) Export(ctx context.Context, req *strata.RequestInfo, recs []*strata.Record) ([]*Doc, error) {
+	out := make([]*Doc, len(recs))
 	if len(recs) == 0 {
 		return out, nil
 	}
@@ -232,7 +232,7 @@ func (a *App) Export(ctx context.Context, req *strata.RequestInfo, recs []*strat
 
 // ExportOne is Export for a single record; showEmail forces the email in
 // (auth responses always include it).
-func (a *App) ExportOne(ctx context.Context, req *strata.RequestInfo, r *strata.Record, showEmail bool) (map[string]any, error) {
+func (a *App) ExportOne(ctx context.Context, req *strata.RequestInfo, r *strata.Record, showEmail bool) (*Doc, error) {
 	managed := map[string]bool{}
 	if showEmail {
 		managed[r.ID()] = true
@@ -274,22 +274,21 @@ func (a *App) managedIDs(ctx context.Context, req *strata.RequestInfo, recs []*s
 	return out, nil
 }
 
-func (a *App) export(ctx context.Context, req *strata.RequestInfo, r *strata.Record, managed map[string]bool) (map[string]any, error) {
+func (a *App) export(ctx context.Context, req *strata.RequestInfo, r *strata.Record, managed map[string]bool) (*Doc, error) {
 	c := r.Collection
 	su := req.IsSuperuser()
-	m := make(map[string]any, len(c.Fields)+3)
+	d := newDoc(len(c.Fields) + 3)
+	hideEmail := c.IsAuth() && !su && !r.Bool("emailVisibility") && !managed[r.ID()] &&
+		!(req != nil && req.Auth != nil && req.Auth.Collection.ID == c.ID && req.Auth.ID() == r.ID())
 	for _, f := range c.Fields {
-		if f.Type == strata.FieldPassword || f.Name == "tokenKey" || (f.Hidden && !su) {
+		if f.Type == strata.FieldPassword || f.Name == "tokenKey" || (f.Hidden && !su) || (hideEmail && f.Name == "email") {
 			continue
 		}
-		m[f.Name] = r.Data[f.Name]
+		d.keys = append(d.keys, f.Name)
+		d.vals = append(d.vals, r.Data[f.Name])
 	}
-	if c.IsAuth() && !su && !r.Bool("emailVisibility") && !managed[r.ID()] &&
-		!(req != nil && req.Auth != nil && req.Auth.Collection.ID == c.ID && req.Auth.ID() == r.ID()) {
-		delete(m, "email")
-	}
-	m["collectionId"] = c.ID
-	m["collectionName"] = c.Name
+	d.keys = append(d.keys, "collectionId", "collectionName")
+	d.vals = append(d.vals, c.ID, c.Name)
 	if r.Expand != nil {
 		exp := make(map[string]any, len(r.Expand))
 		for k, v := range r.Expand {
@@ -308,7 +307,8 @@ func (a *App) export(ctx context.Context, req *strata.RequestInfo, r *strata.Rec
 				exp[k] = subs
 			}
 		}
-		m["expand"] = exp
+		d.keys = append(d.keys, "expand")
+		d.vals = append(d.vals, exp)
 	}
-	return m, nil
+	return d, nil
 }
