@@ -132,3 +132,20 @@ type Tx interface {
 
 	PutSetting(ctx context.Context, key string, value json.RawMessage) error
 }
+
+// RecordCache keeps recently read records by collection and id so that hot
+// reads skip the store. It holds data only: callers check rules on every
+// read. Implementations are safe for concurrent use.
+type RecordCache interface {
+	// Get returns a cached record; callers must not modify it.
+	Get(collectionID, id string) (*Record, bool)
+	// Generation is read before loading a record from the store and
+	// passed to Fill, which drops the record if an invalidation happened
+	// in between (the load may have seen data older than that write).
+	Generation() uint64
+	Fill(collectionID, id string, r *Record, gen uint64)
+	// Invalidate drops the records named by committed changes.
+	Invalidate(changes []Change)
+	// Purge drops everything (schema changes).
+	Purge()
+}

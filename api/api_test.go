@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/strata-run/strata/api"
+	"github.com/strata-run/strata/cache"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/sqlite"
 )
@@ -39,7 +40,7 @@ func newTestServer(tb testing.TB) *testServer {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	app, err := service.New(ctx, service.Config{Store: st})
+	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/strata-run/strata"
 )
@@ -27,6 +30,11 @@ type App struct {
 	schemaMu sync.Mutex
 
 	settings atomic.Pointer[Settings]
+
+	// cache holds records for reads by id (nil: every read goes to the
+	// store); flights coalesces concurrent misses on one record.
+	cache   strata.RecordCache
+	flights singleflight.Group
 }
 
 // Config configures an App.
@@ -35,12 +43,14 @@ type Config struct {
 	Logger *slog.Logger
 	// HashConcurrency bounds concurrent password hashes (0 = GOMAXPROCS).
 	HashConcurrency int
+	// Cache, if set, serves reads of records by id (views, auth records).
+	Cache strata.RecordCache
 }
 
 // New opens the service layer on a store, creating the system collections
 // a fresh data dir needs.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	a := &App{store: cfg.Store, log: cfg.Logger, hasher: NewHasher(cfg.HashConcurrency)}
+	a := &App{store: cfg.Store, log: cfg.Logger, hasher: NewHasher(cfg.HashConcurrency), cache: cfg.Cache}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -91,7 +101,65 @@ func (a *App) reload(ctx context.Context) error {
 		return fmt.Errorf("load collections: %w", err)
 	}
 	a.registry.Store(newRegistry(list))
+	if a.cache != nil {
+		// Cached records point at the old definitions.
+		a.cache.Purge()
+	}
 	return nil
+}
+
+// write runs fn in a store transaction and, once it committed, drops the
+// records it changed from the cache before the caller answers its client
+// (so a client always reads its own writes on this node).
+func (a *App) write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Change, error) {
+	changes, err := a.store.Write(ctx, fn)
+	if err == nil && a.cache != nil {
+		a.cache.Invalidate(changes)
+	}
+	return changes, err
+}
+
+// FollowChanges tails the store's change log and invalidates cached records
+// changed by other writers (another process on the same SQLite file, such
+// as the superuser command; other nodes once the bus is down). It returns
+// when ctx ends.
+func (a *App) FollowChanges(ctx context.Context, every time.Duration) {
+	if a.cache == nil {
+		return
+	}
+	var last int64
+	// Start from the end of the log: everything before is already stored.
+	for {
+		chs, err := a.store.Changes(ctx, last, 10000)
+		if err != nil || len(chs) == 0 {
+			break
+		}
+		last = chs[len(chs)-1].Seq
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			chs, err := a.store.Changes(ctx, last, 1000)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("follow change log", "err", err)
+					a.cache.Purge()
+				}
+				break
+			}
+			if len(chs) == 0 {
+				break
+			}
+			a.cache.Invalidate(chs)
+			last = chs[len(chs)-1].Seq
+		}
+	}
 }
 
 // Collection returns a collection by id or name (nil if none). The result

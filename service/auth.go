@@ -128,7 +128,7 @@ func (a *App) upgradeHash(ctx context.Context, rec *strata.Record, password stri
 	if err != nil {
 		return err
 	}
-	_, err = a.store.Write(ctx, func(tx strata.Tx) error {
+	_, err = a.write(ctx, func(tx strata.Tx) error {
 		cur, err := a.findAllowed(ctx, tx, nil, rec.Collection, rec.ID(), nil)
 		if err != nil || cur == nil || cur.String("password") != rec.String("password") {
 			return err

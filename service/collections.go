@@ -99,7 +99,7 @@ func (a *App) bootstrap(ctx context.Context) error {
 			t.Secret = randomSecret(50)
 		}
 	}
-	_, err := a.store.Write(ctx, func(tx strata.Tx) error {
+	_, err := a.write(ctx, func(tx strata.Tx) error {
 		for _, c := range []*strata.Collection{su, users} {
 			if err := tx.CreateCollection(ctx, c); err != nil {
 				return err
@@ -196,7 +196,7 @@ func (a *App) CreateCollection(ctx context.Context, req *strata.RequestInfo, bod
 	if errs := a.validateCollection(c, nil); len(errs) > 0 {
 		return nil, strata.ValidationError("Failed to create collection.", errs)
 	}
-	if _, err := a.store.Write(ctx, func(tx strata.Tx) error { return tx.CreateCollection(ctx, c) }); err != nil {
+	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.CreateCollection(ctx, c) }); err != nil {
 		return nil, collectionWriteError("Failed to create collection.", err)
 	}
 	if err := a.reload(ctx); err != nil {
@@ -305,7 +305,7 @@ func (a *App) UpdateCollection(ctx context.Context, req *strata.RequestInfo, idO
 	if len(errs) > 0 {
 		return nil, strata.ValidationError("Failed to update collection.", errs)
 	}
-	if _, err := a.store.Write(ctx, func(tx strata.Tx) error { return tx.UpdateCollection(ctx, old, c) }); err != nil {
+	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.UpdateCollection(ctx, old, c) }); err != nil {
 		return nil, collectionWriteError("Failed to update collection.", err)
 	}
 	if err := a.reload(ctx); err != nil {
@@ -734,7 +734,7 @@ func (a *App) DeleteCollection(ctx context.Context, req *strata.RequestInfo, idO
 			}
 		}
 	}
-	if _, err := a.store.Write(ctx, func(tx strata.Tx) error { return tx.DeleteCollection(ctx, c) }); err != nil {
+	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.DeleteCollection(ctx, c) }); err != nil {
 		return err
 	}
 	return a.reload(ctx)
@@ -754,7 +754,7 @@ func (a *App) TruncateCollection(ctx context.Context, req *strata.RequestInfo, i
 		return nil, strata.Errorf(strata.EInvalid, "View collections cannot be truncated.")
 	}
 	referenced := len(a.references(c)) > 0
-	return a.store.Write(ctx, func(tx strata.Tx) error {
+	return a.write(ctx, func(tx strata.Tx) error {
 		if !referenced {
 			return tx.TruncateCollection(ctx, c)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/filter"
 )
 
 func unixTime(sec float64) time.Time {
@@ -103,24 +104,81 @@ func listError(err error) error {
 	return err
 }
 
-// GetRecord returns a record the caller may view.
+// GetRecord returns a record the caller may view. The record comes from the
+// cache when it can; the viewRule is checked on every call, in memory when
+// it only needs the record and @request, else with one indexed query.
 func (a *App) GetRecord(ctx context.Context, req *strata.RequestInfo, c *strata.Collection, id string) (*strata.Record, error) {
-	if !req.IsSuperuser() && c.ViewRule == nil {
+	su := req.IsSuperuser()
+	if !su && c.ViewRule == nil {
 		return nil, errSuperuserOnly
 	}
-	r, err := a.findAllowed(ctx, a.store, req, c, id, c.ViewRule)
+	r, err := a.findByID(ctx, c, id)
 	if err != nil {
 		return nil, err
 	}
 	if r == nil {
 		return nil, notFound()
 	}
-	return r, nil
+	if !su && strings.TrimSpace(*c.ViewRule) != "" {
+		ok, err := a.allows(ctx, req, r, *c.ViewRule)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, notFound()
+		}
+	}
+	// A private copy: callers attach expands to it.
+	cp := *r
+	return &cp, nil
 }
 
-// findByID loads a record without any rule.
+// allows reports whether rule matches record r for req.
+func (a *App) allows(ctx context.Context, req *strata.RequestInfo, r *strata.Record, rule string) (bool, error) {
+	expr, err := filter.ParseCached(rule)
+	if err != nil {
+		return false, ruleError(err)
+	}
+	env := &filter.Env{Collection: r.Collection, Schema: a.Schema(), Request: req}
+	if !filter.NeedsStore(expr, env) {
+		ok, err := filter.Eval(expr, env, r)
+		if err == nil {
+			return ok, nil
+		}
+		if !errors.Is(err, filter.ErrNeedsStore) {
+			return false, ruleError(err)
+		}
+	}
+	got, err := a.findAllowed(ctx, a.store, req, r.Collection, r.ID(), &rule)
+	if err != nil {
+		return false, ruleError(err)
+	}
+	return got != nil, nil
+}
+
+// findByID loads a record without any rule, through the cache.
 func (a *App) findByID(ctx context.Context, c *strata.Collection, id string) (*strata.Record, error) {
-	return a.findAllowed(ctx, a.store, nil, c, id, nil)
+	if a.cache == nil {
+		return a.findAllowed(ctx, a.store, nil, c, id, nil)
+	}
+	if r, ok := a.cache.Get(c.ID, id); ok && r.Collection == c {
+		return r, nil
+	}
+	v, err, _ := a.flights.Do(c.ID+"/"+id, func() (any, error) {
+		gen := a.cache.Generation()
+		// Shared by every caller waiting on this key: one caller going
+		// away must not fail the others.
+		r, err := a.findAllowed(context.WithoutCancel(ctx), a.store, nil, c, id, nil)
+		if err == nil && r != nil {
+			a.cache.Fill(c.ID, id, r, gen)
+		}
+		return r, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, _ := v.(*strata.Record)
+	return r, nil
 }
 
 // findAllowed loads record id of c if rule (unless the caller is a
@@ -149,7 +207,7 @@ type Input map[string]any
 // the record as it would be stored.
 func (a *App) CreateRecord(ctx context.Context, req *strata.RequestInfo, c *strata.Collection, in Input) (*strata.Record, []strata.Change, error) {
 	var rec *strata.Record
-	changes, err := a.store.Write(ctx, func(tx strata.Tx) error {
+	changes, err := a.write(ctx, func(tx strata.Tx) error {
 		var err error
 		rec, err = a.createInTx(ctx, tx, req, c, in)
 		return err
@@ -163,7 +221,7 @@ func (a *App) CreateRecord(ctx context.Context, req *strata.RequestInfo, c *stra
 // UpdateRecord applies a partial update the updateRule allows.
 func (a *App) UpdateRecord(ctx context.Context, req *strata.RequestInfo, c *strata.Collection, id string, in Input) (*strata.Record, []strata.Change, error) {
 	var rec *strata.Record
-	changes, err := a.store.Write(ctx, func(tx strata.Tx) error {
+	changes, err := a.write(ctx, func(tx strata.Tx) error {
 		var err error
 		rec, err = a.updateInTx(ctx, tx, req, c, id, in)
 		return err
@@ -176,7 +234,7 @@ func (a *App) UpdateRecord(ctx context.Context, req *strata.RequestInfo, c *stra
 
 // DeleteRecord deletes a record the deleteRule allows, with cascades.
 func (a *App) DeleteRecord(ctx context.Context, req *strata.RequestInfo, c *strata.Collection, id string) ([]strata.Change, error) {
-	return a.store.Write(ctx, func(tx strata.Tx) error {
+	return a.write(ctx, func(tx strata.Tx) error {
 		return a.deleteCheckedInTx(ctx, tx, req, c, id)
 	})
 }
@@ -701,7 +759,7 @@ type BatchTx struct {
 
 // Batch runs fn in one transaction; any error rolls back every write.
 func (a *App) Batch(ctx context.Context, fn func(b *BatchTx) error) ([]strata.Change, error) {
-	return a.store.Write(ctx, func(tx strata.Tx) error { return fn(&BatchTx{a: a, tx: tx}) })
+	return a.write(ctx, func(tx strata.Tx) error { return fn(&BatchTx{a: a, tx: tx}) })
 }
 
 // Create is CreateRecord inside the batch.

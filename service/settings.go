@@ -170,7 +170,7 @@ func (a *App) UpdateSettings(ctx context.Context, req *strata.RequestInfo, patch
 	if err != nil {
 		return nil, fmt.Errorf("encode settings: %w", err)
 	}
-	if _, err := a.store.Write(ctx, func(tx strata.Tx) error {
+	if _, err := a.write(ctx, func(tx strata.Tx) error {
 		return tx.PutSetting(ctx, settingsKey, raw)
 	}); err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
+	"github.com/strata-run/strata/cache"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/sqlite"
 )
@@ -107,7 +108,7 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	if err != nil {
 		return nil, nil, err
 	}
-	app, err := service.New(ctx, service.Config{Store: st, Logger: log})
+	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{})})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -179,6 +180,9 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	followCtx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	go app.FollowChanges(followCtx, time.Second)
 	select {
 	case err := <-errc:
 		return err
