@@ -258,42 +258,9 @@ func (s *Server) importCollections(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errBadBody)
 		return
 	}
-	if len(in.Collections) == 0 {
-		s.writeError(w, r, strata.ValidationError("Failed to import collections.", map[string]any{
-			"collections": strata.NewFieldError("validation_required", "Cannot be blank.", nil)}))
+	if err := s.app.ImportCollections(r.Context(), req, in.Collections, in.DeleteMissing); err != nil {
+		s.writeError(w, r, err)
 		return
-	}
-	keep := map[string]bool{}
-	for i, raw := range in.Collections {
-		var head struct{ ID, Name string }
-		json.Unmarshal(raw, &head)
-		existing := s.app.Collection(head.ID)
-		if existing == nil && head.ID == "" {
-			existing = s.app.Collection(head.Name)
-		}
-		var c *strata.Collection
-		if existing != nil {
-			c, err = s.app.UpdateCollection(r.Context(), req, existing.ID, raw)
-		} else {
-			c, err = s.app.CreateCollection(r.Context(), req, raw)
-		}
-		if err != nil {
-			_, eb := errorResponse(err)
-			s.writeError(w, r, strata.ValidationError("Failed to import collections.", map[string]any{
-				"collections": map[string]any{strconv.Itoa(i): eb.Data}}))
-			return
-		}
-		keep[c.ID] = true
-	}
-	if in.DeleteMissing {
-		for _, c := range s.app.Collections() {
-			if !keep[c.ID] && !c.System {
-				if err := s.app.DeleteCollection(r.Context(), req, c.ID); err != nil {
-					s.writeError(w, r, err)
-					return
-				}
-			}
-		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -105,6 +105,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token := authToken(r); token != "" {
 		info.Auth = s.app.Authenticate(r.Context(), token)
 	}
+	if info.IsSuperuser() && !ipAllowed(s.clientIP(r), s.app.Settings().SuperuserIPs) {
+		s.writeError(w, r, strata.Errorf(strata.EForbidden, "Accessing the superuser API from this IP address is not allowed."))
+		return
+	}
 	ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }
@@ -191,4 +195,26 @@ func possibleProxyHeader(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// ipAllowed reports whether ip is in list (IPs or CIDR ranges); an empty
+// list allows everyone.
+func ipAllowed(ip string, list []string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	addr := net.ParseIP(ip)
+	for _, entry := range list {
+		entry = strings.TrimSpace(entry)
+		if _, network, err := net.ParseCIDR(entry); err == nil {
+			if addr != nil && network.Contains(addr) {
+				return true
+			}
+			continue
+		}
+		if e := net.ParseIP(entry); e != nil && addr != nil && e.Equal(addr) {
+			return true
+		}
+	}
+	return false
 }

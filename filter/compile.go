@@ -68,8 +68,10 @@ func invalid(format string, args ...any) error {
 	return &strata.Error{Code: strata.EInvalid, Message: fmt.Sprintf(format, args...)}
 }
 
-func forbidden() error {
-	return &strata.Error{Code: strata.EForbidden, Message: "Only superusers can filter by @collection."}
+// forbidden is the 403 for a client filter naming a superuser-only prefix
+// ("@collection." or "@request.").
+func forbidden(prefix string) error {
+	return &strata.Error{Code: strata.EForbidden, Message: "Only superusers can filter by " + prefix + "."}
 }
 
 // Compile compiles e to a boolean SQL expression usable in a WHERE clause,
@@ -615,12 +617,12 @@ func (c *compiler) ident(o *Ident) (value, error) {
 	switch {
 	case strings.HasPrefix(name, "@request.") || name == "@request":
 		if c.env.Restricted {
-			return value{}, forbidden()
+			return value{}, forbidden("@request")
 		}
 		return c.request(strings.Split(strings.TrimPrefix(name, "@request."), "."), mod)
 	case strings.HasPrefix(name, "@collection."):
 		if c.env.Restricted {
-			return value{}, forbidden()
+			return value{}, forbidden("@collection")
 		}
 		return c.collection(strings.TrimPrefix(name, "@collection."), mod)
 	case strings.HasPrefix(name, "@"), strings.HasPrefix(name, "#"):

@@ -388,12 +388,12 @@ func (ev *evaluator) ident(o *Ident) (evVal, error) {
 	switch {
 	case strings.HasPrefix(name, "@request.") || name == "@request":
 		if ev.env.Restricted {
-			return evVal{}, forbidden()
+			return evVal{}, forbidden("@request")
 		}
 		return ev.request(strings.Split(strings.TrimPrefix(name, "@request."), "."), mod)
 	case strings.HasPrefix(name, "@collection."):
 		if ev.env.Restricted {
-			return evVal{}, forbidden()
+			return evVal{}, forbidden("@collection")
 		}
 		if _, err := ev.c.collection(strings.TrimPrefix(name, "@collection."), mod); err != nil {
 			return evVal{}, err

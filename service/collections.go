@@ -162,20 +162,35 @@ func (a *App) CreateCollection(ctx context.Context, req *strata.RequestInfo, bod
 	if !req.IsSuperuser() {
 		return nil, errSuperuserOnly
 	}
+	a.schemaMu.Lock()
+	defer a.schemaMu.Unlock()
+	c, err := a.prepareCreate(body, a.registry.Load(), "Failed to create collection.")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.CreateCollection(ctx, c) }); err != nil {
+		return nil, collectionWriteError("Failed to create collection.", err)
+	}
+	if err := a.reload(ctx); err != nil {
+		return nil, err
+	}
+	return a.Collection(c.ID), nil
+}
+
+// prepareCreate decodes, completes and validates a new collection against
+// the collections in reg.
+func (a *App) prepareCreate(body json.RawMessage, reg *registry, failMsg string) (*strata.Collection, error) {
 	var in strata.Collection
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, decodeCollectionError("Failed to create collection.", err)
+		return nil, decodeCollectionError(failMsg, err)
 	}
 	if in.Type == "" {
 		in.Type = strata.CollectionBase
 		if err := json.Unmarshal(body, &in); err != nil {
-			return nil, decodeCollectionError("Failed to create collection.", err)
+			return nil, decodeCollectionError(failMsg, err)
 		}
 	}
 	c := &in
-	a.schemaMu.Lock()
-	defer a.schemaMu.Unlock()
-
 	c.System = false
 	if c.Type == strata.CollectionAuth && c.Auth == nil {
 		c.Auth = strata.DefaultAuthOptions()
@@ -185,6 +200,7 @@ func (a *App) CreateCollection(ctx context.Context, req *strata.RequestInfo, bod
 	}
 	now := strata.NowDate()
 	c.Created, c.Updated = now, now
+	pos := inputPositions(c)
 	a.normalizeFields(c, nil)
 	if c.Auth != nil {
 		for _, t := range c.Auth.Tokens() {
@@ -193,16 +209,21 @@ func (a *App) CreateCollection(ctx context.Context, req *strata.RequestInfo, bod
 			}
 		}
 	}
-	if errs := a.validateCollection(c, nil); len(errs) > 0 {
-		return nil, strata.ValidationError("Failed to create collection.", errs)
+	if errs := a.validateCollection(c, nil, reg, pos); len(errs) > 0 {
+		return nil, strata.ValidationError(failMsg, errs)
 	}
-	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.CreateCollection(ctx, c) }); err != nil {
-		return nil, collectionWriteError("Failed to create collection.", err)
+	return c, nil
+}
+
+// inputPositions remembers where each submitted field was, so that errors
+// are keyed by the client's own indexes (API.md §1.3) even after system
+// fields are inserted.
+func inputPositions(c *strata.Collection) map[*strata.Field]int {
+	pos := make(map[*strata.Field]int, len(c.Fields))
+	for i, f := range c.Fields {
+		pos[f] = i
 	}
-	if err := a.reload(ctx); err != nil {
-		return nil, err
-	}
-	return a.Collection(c.ID), nil
+	return pos
 }
 
 func decodeCollectionError(msg string, err error) error {
@@ -234,6 +255,22 @@ func (a *App) UpdateCollection(ctx context.Context, req *strata.RequestInfo, idO
 	if old == nil {
 		return nil, notFound()
 	}
+	c, err := a.prepareUpdate(old, body, a.registry.Load(), "Failed to update collection.")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.UpdateCollection(ctx, old, c) }); err != nil {
+		return nil, collectionWriteError("Failed to update collection.", err)
+	}
+	if err := a.reload(ctx); err != nil {
+		return nil, err
+	}
+	return a.Collection(c.ID), nil
+}
+
+// prepareUpdate merges a partial definition over old and validates the
+// result against the collections in reg.
+func (a *App) prepareUpdate(old *strata.Collection, body json.RawMessage, reg *registry, failMsg string) (*strata.Collection, error) {
 	c := old.Clone()
 	// Decode over the clone: present keys replace. Fields are decoded
 	// separately so that a missing "fields" keeps the stored ones.
@@ -242,8 +279,9 @@ func (a *App) UpdateCollection(ctx context.Context, req *strata.RequestInfo, idO
 		return nil, strata.ValidationError("Failed to load the submitted data due to invalid formatting.", nil)
 	}
 	storedFields := c.Fields
+	c.Fields = nil
 	if err := json.Unmarshal(body, c); err != nil {
-		return nil, decodeCollectionError("Failed to update collection.", err)
+		return nil, decodeCollectionError(failMsg, err)
 	}
 	if c.Auth != nil && old.Auth != nil {
 		// Secrets are write-only: keep the stored ones unless new ones were sent.
@@ -268,7 +306,10 @@ func (a *App) UpdateCollection(ctx context.Context, req *strata.RequestInfo, idO
 			c.Auth.AuthToken.Secret = randomSecret(50)
 		}
 	}
-	if _, ok := keys["fields"]; !ok {
+	var pos map[*strata.Field]int
+	if _, ok := keys["fields"]; ok {
+		pos = inputPositions(c)
+	} else {
 		c.Fields = storedFields
 	}
 	errs := map[string]any{}
@@ -297,21 +338,15 @@ func (a *App) UpdateCollection(ctx context.Context, req *strata.RequestInfo, idO
 		}
 	}
 	a.normalizeFields(c, old)
-	for k, v := range a.validateCollection(c, old) {
+	for k, v := range a.validateCollection(c, old, reg, pos) {
 		if _, ok := errs[k]; !ok {
 			errs[k] = v
 		}
 	}
 	if len(errs) > 0 {
-		return nil, strata.ValidationError("Failed to update collection.", errs)
+		return nil, strata.ValidationError(failMsg, errs)
 	}
-	if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.UpdateCollection(ctx, old, c) }); err != nil {
-		return nil, collectionWriteError("Failed to update collection.", err)
-	}
-	if err := a.reload(ctx); err != nil {
-		return nil, err
-	}
-	return a.Collection(c.ID), nil
+	return c, nil
 }
 
 // normalizeFields assigns field ids, re-adds system fields the client left
@@ -404,7 +439,7 @@ var reservedFieldNames = map[string]bool{"null": true, "true": true, "false": tr
 	"collectionid": true, "collectionname": true, "expand": true}
 
 // validateCollection checks a definition; old is nil on create.
-func (a *App) validateCollection(c, old *strata.Collection) map[string]any {
+func (a *App) validateCollection(c, old *strata.Collection, reg *registry, pos map[*strata.Field]int) map[string]any {
 	errs := map[string]any{}
 	req := strata.NewFieldError("validation_required", "Cannot be blank.", nil)
 	switch {
@@ -419,14 +454,14 @@ func (a *App) validateCollection(c, old *strata.Collection) map[string]any {
 	case strings.HasPrefix(c.Name, "_") && (old == nil || !old.System):
 		errs["name"] = strata.NewFieldError("validation_invalid_name", "Collection names starting with an underscore are reserved.", nil)
 	default:
-		if other := a.Collection(c.Name); other != nil && other.ID != c.ID {
+		if other := reg.Collection(c.Name); other != nil && other.ID != c.ID {
 			errs["name"] = strata.NewFieldError("validation_collection_name_exists", "Collection name must be unique (case insensitive).", nil)
 		}
 	}
 	if old == nil {
 		if !collectionIDRe.MatchString(c.ID) {
 			errs["id"] = strata.NewFieldError("validation_match_invalid", "Must be in a valid format.", nil)
-		} else if a.Collection(c.ID) != nil {
+		} else if reg.Collection(c.ID) != nil {
 			errs["id"] = strata.NewFieldError("validation_pk_change", "The collection id is already in use.", nil)
 		}
 	}
@@ -437,11 +472,11 @@ func (a *App) validateCollection(c, old *strata.Collection) map[string]any {
 	default:
 		errs["type"] = strata.NewFieldError("validation_in_invalid", "Must be a valid value.", nil)
 	}
-	if fe := a.validateFields(c, old); len(fe) > 0 {
+	if fe := a.validateFields(c, old, reg, pos); len(fe) > 0 {
 		errs["fields"] = fe
 	}
 	if _, bad := errs["fields"]; !bad {
-		schema := overlay{base: a.Schema(), pending: c}
+		schema := overlay{base: reg, pending: c}
 		if old != nil && old.Name != c.Name {
 			schema.oldName = old.Name
 		}
@@ -469,7 +504,7 @@ func (a *App) validateCollection(c, old *strata.Collection) map[string]any {
 				}
 			}
 		}
-		if ie := a.validateIndexes(c); len(ie) > 0 {
+		if ie := a.validateIndexes(c, reg); len(ie) > 0 {
 			errs["indexes"] = ie
 		}
 	}
@@ -514,7 +549,7 @@ func validateAuthOptions(c *strata.Collection) map[string]any {
 	return errs
 }
 
-func (a *App) validateIndexes(c *strata.Collection) map[string]any {
+func (a *App) validateIndexes(c *strata.Collection, reg *registry) map[string]any {
 	errs := map[string]any{}
 	names := map[string]bool{}
 	for i, s := range c.Indexes {
@@ -531,7 +566,7 @@ func (a *App) validateIndexes(c *strata.Collection) map[string]any {
 		}
 		names[lname] = true
 		// Index names are global in the database.
-		for _, other := range a.Collections() {
+		for _, other := range reg.list {
 			if other.ID == c.ID {
 				continue
 			}
@@ -551,12 +586,15 @@ func (a *App) validateIndexes(c *strata.Collection) map[string]any {
 }
 
 // validateFields checks field names, types and options.
-func (a *App) validateFields(c, old *strata.Collection) map[string]any {
+func (a *App) validateFields(c, old *strata.Collection, reg *registry, pos map[*strata.Field]int) map[string]any {
 	errs := map[string]any{}
 	seen := map[string]bool{}
 	ids := map[string]bool{}
 	for i, f := range c.Fields {
 		key := fmt.Sprint(i)
+		if p, ok := pos[f]; ok {
+			key = fmt.Sprint(p)
+		}
 		fe := map[string]any{}
 		lname := strings.ToLower(f.Name)
 		switch {
@@ -597,7 +635,7 @@ func (a *App) validateFields(c, old *strata.Collection) map[string]any {
 				}
 			}
 		}
-		for k, v := range a.validateFieldOptions(c, f) {
+		for k, v := range validateFieldOptions(c, f, reg) {
 			if _, ok := fe[k]; !ok {
 				fe[k] = v
 			}
@@ -616,7 +654,7 @@ func (a *App) validateFields(c, old *strata.Collection) map[string]any {
 	return errs
 }
 
-func (a *App) validateFieldOptions(c *strata.Collection, f *strata.Field) map[string]any {
+func validateFieldOptions(c *strata.Collection, f *strata.Field, reg *registry) map[string]any {
 	errs := map[string]any{}
 	nonNeg := func(name string, v int) {
 		if v < 0 {
@@ -669,7 +707,7 @@ func (a *App) validateFieldOptions(c *strata.Collection, f *strata.Field) map[st
 			seen[v] = true
 		}
 	case strata.FieldRelation:
-		target := a.Collection(f.CollectionID)
+		target := reg.Collection(f.CollectionID)
 		if f.CollectionID == c.ID || strings.EqualFold(f.CollectionID, c.Name) {
 			target = c
 		}
@@ -806,4 +844,100 @@ func (a *App) Scaffolds(req *strata.RequestInfo) (map[string]*strata.Collection,
 	auth.Fields = append([]*strata.Field{idField()}, authSystemFields()...)
 	view := &strata.Collection{Type: strata.CollectionView, Fields: []*strata.Field{}, Indexes: []string{}}
 	return map[string]*strata.Collection{"base": base, "auth": auth, "view": view}, nil
+}
+
+// ImportCollections creates or updates every collection in defs and, with
+// deleteMissing, drops the non-system collections not listed, all in one
+// transaction: a definition that fails validation changes nothing.
+func (a *App) ImportCollections(ctx context.Context, req *strata.RequestInfo, defs []json.RawMessage, deleteMissing bool) error {
+	if !req.IsSuperuser() {
+		return errSuperuserOnly
+	}
+	const failMsg = "Failed to import collections."
+	if len(defs) == 0 {
+		return strata.ValidationError(failMsg, map[string]any{
+			"collections": strata.NewFieldError("validation_required", "Cannot be blank.", nil)})
+	}
+	a.schemaMu.Lock()
+	defer a.schemaMu.Unlock()
+	type op struct{ old, c *strata.Collection }
+	var ops []op
+	work := slices.Clone(a.Collections())
+	keep := map[string]bool{}
+	for i, raw := range defs {
+		var head struct{ ID, Name string }
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return strata.ValidationError(failMsg, map[string]any{"collections": map[string]any{
+				fmt.Sprint(i): strata.NewFieldError("validation_invalid_json", "Invalid collection definition.", nil)}})
+		}
+		reg := newRegistry(work)
+		old := reg.Collection(head.ID)
+		if old == nil && head.ID == "" {
+			old = reg.Collection(head.Name)
+		}
+		var c *strata.Collection
+		var err error
+		if old != nil {
+			c, err = a.prepareUpdate(old, raw, reg, failMsg)
+		} else {
+			c, err = a.prepareCreate(raw, reg, failMsg)
+		}
+		if err != nil {
+			var data any = map[string]any{}
+			if e, ok := err.(*strata.Error); ok && e.Data != nil {
+				data = e.Data
+			}
+			return strata.ValidationError(failMsg, map[string]any{"collections": map[string]any{fmt.Sprint(i): data}})
+		}
+		ops = append(ops, op{old, c})
+		keep[c.ID] = true
+		if old != nil {
+			work[slices.Index(work, old)] = c
+		} else {
+			work = append(work, c)
+		}
+	}
+	var drop []*strata.Collection
+	if deleteMissing {
+		for _, c := range work {
+			if !keep[c.ID] && !c.System {
+				drop = append(drop, c)
+			}
+		}
+		for _, c := range drop {
+			for _, other := range work {
+				if other.ID == c.ID || slices.Contains(drop, other) {
+					continue
+				}
+				for _, f := range other.Fields {
+					if f.Type == strata.FieldRelation && f.CollectionID == c.ID {
+						return strata.Errorf(strata.EInvalid, "Failed to delete collection probably due to existing reference in %s.", other.Name)
+					}
+				}
+			}
+		}
+	}
+	_, err := a.write(ctx, func(tx strata.Tx) error {
+		for _, o := range ops {
+			var err error
+			if o.old != nil {
+				err = tx.UpdateCollection(ctx, o.old, o.c)
+			} else {
+				err = tx.CreateCollection(ctx, o.c)
+			}
+			if err != nil {
+				return collectionWriteError(failMsg, err)
+			}
+		}
+		for _, c := range drop {
+			if err := tx.DeleteCollection(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if rerr := a.reload(ctx); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
 }

@@ -128,9 +128,7 @@ func (a *App) GetRecord(ctx context.Context, req *strata.RequestInfo, c *strata.
 			return nil, notFound()
 		}
 	}
-	// A private copy: callers attach expands to it.
-	cp := *r
-	return &cp, nil
+	return r, nil
 }
 
 // allows reports whether rule matches record r for req.
@@ -156,13 +154,16 @@ func (a *App) allows(ctx context.Context, req *strata.RequestInfo, r *strata.Rec
 	return got != nil, nil
 }
 
-// findByID loads a record without any rule, through the cache.
+// findByID loads a record without any rule, through the cache. The result
+// is the caller's own shallow copy (callers attach expands to it); its Data
+// is shared with the cache and must not be modified.
 func (a *App) findByID(ctx context.Context, c *strata.Collection, id string) (*strata.Record, error) {
 	if a.cache == nil {
 		return a.findAllowed(ctx, a.store, nil, c, id, nil)
 	}
 	if r, ok := a.cache.Get(c.ID, id); ok && r.Collection == c {
-		return r, nil
+		cp := *r
+		return &cp, nil
 	}
 	v, err, _ := a.flights.Do(c.ID+"/"+id, func() (any, error) {
 		gen := a.cache.Generation()
@@ -178,7 +179,11 @@ func (a *App) findByID(ctx context.Context, c *strata.Collection, id string) (*s
 		return nil, err
 	}
 	r, _ := v.(*strata.Record)
-	return r, nil
+	if r == nil {
+		return nil, nil
+	}
+	cp := *r
+	return &cp, nil
 }
 
 // findAllowed loads record id of c if rule (unless the caller is a

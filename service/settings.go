@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/mail"
 	"net/url"
 	"strings"
@@ -253,6 +254,18 @@ func (s *Settings) validate() map[string]any {
 	}
 	if len(rules) > 0 {
 		sub("rateLimits")["rules"] = rules
+	}
+	for i, ip := range s.SuperuserIPs {
+		if net.ParseIP(strings.TrimSpace(ip)) == nil {
+			if _, _, err := net.ParseCIDR(strings.TrimSpace(ip)); err != nil {
+				ips, _ := errs["superuserIPs"].(map[string]any)
+				if ips == nil {
+					ips = map[string]any{}
+					errs["superuserIPs"] = ips
+				}
+				ips[fmt.Sprint(i)] = strata.NewFieldError("validation_invalid_ip", "Must be a valid IP address or CIDR range.", nil)
+			}
+		}
 	}
 	if s.SuperuserIPs == nil {
 		s.SuperuserIPs = []string{}
