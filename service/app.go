@@ -35,6 +35,9 @@ type App struct {
 	// store); flights coalesces concurrent misses on one record.
 	cache   strata.RecordCache
 	flights singleflight.Group
+
+	// bus, if set, receives every committed change (realtime, other nodes).
+	bus strata.Bus
 }
 
 // Config configures an App.
@@ -45,12 +48,14 @@ type Config struct {
 	HashConcurrency int
 	// Cache, if set, serves reads of records by id (views, auth records).
 	Cache strata.RecordCache
+	// Bus, if set, receives every committed change after commit.
+	Bus strata.Bus
 }
 
 // New opens the service layer on a store, creating the system collections
 // a fresh data dir needs.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	a := &App{store: cfg.Store, log: cfg.Logger, hasher: NewHasher(cfg.HashConcurrency), cache: cfg.Cache}
+	a := &App{store: cfg.Store, log: cfg.Logger, hasher: NewHasher(cfg.HashConcurrency), cache: cfg.Cache, bus: cfg.Bus}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -68,6 +73,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 
 // Store returns the underlying store.
 func (a *App) Store() strata.Store { return a.store }
+
+// Bus returns the bus committed changes are published on (nil if none).
+func (a *App) Bus() strata.Bus { return a.bus }
 
 // Hasher returns the password hasher.
 func (a *App) Hasher() *Hasher { return a.hasher }
@@ -110,11 +118,16 @@ func (a *App) reload(ctx context.Context) error {
 
 // write runs fn in a store transaction and, once it committed, drops the
 // records it changed from the cache before the caller answers its client
-// (so a client always reads its own writes on this node).
+// (so a client always reads its own writes on this node), then publishes
+// them on the bus. Publishing never blocks: a subscriber that cannot keep
+// up loses batches and catches up from the change log.
 func (a *App) write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Change, error) {
 	changes, err := a.store.Write(ctx, fn)
 	if err == nil && a.cache != nil {
 		a.cache.Invalidate(changes)
+	}
+	if err == nil && a.bus != nil && len(changes) > 0 {
+		a.bus.Publish(changes)
 	}
 	return changes, err
 }
