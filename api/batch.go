@@ -68,7 +68,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		items[i] = it
 	}
 	if len(b.files) > 0 {
-		s.writeError(w, r, batchFailure(0, refuseFiles(nil, b.files)))
+		s.writeError(w, r, batchFailure(0, refuseFiles(b.files)))
 		return
 	}
 	ctx := r.Context()

@@ -28,9 +28,8 @@ func collectionRow(c *strata.Collection) *strata.Record {
 }
 
 func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	list, err := s.app.ListCollections(req)
@@ -137,9 +136,8 @@ func toSortable(v any) string {
 }
 
 func (s *Server) getCollection(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	c, err := s.app.GetCollection(req, r.PathValue("collection"))
@@ -151,9 +149,8 @@ func (s *Server) getCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createCollection(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	b, err := readBody(r, 0)
@@ -179,9 +176,8 @@ func bodyJSON(b *body) json.RawMessage {
 }
 
 func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	b, err := readBody(r, 0)
@@ -198,9 +194,8 @@ func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	if err := s.app.DeleteCollection(r.Context(), req, r.PathValue("collection")); err != nil {
@@ -211,9 +206,8 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) truncateCollection(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	if _, err := s.app.TruncateCollection(r.Context(), req, r.PathValue("collection")); err != nil {
@@ -224,9 +218,8 @@ func (s *Server) truncateCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) scaffolds(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	sc, err := s.app.Scaffolds(req)
@@ -240,9 +233,8 @@ func (s *Server) scaffolds(w http.ResponseWriter, r *http.Request) {
 // importCollections creates or updates each collection in the list, and
 // with deleteMissing drops the non-system ones not in it.
 func (s *Server) importCollections(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	req, ok := s.superuser(w, r)
+	if !ok {
 		return
 	}
 	b, err := readBody(r, 0)
@@ -263,6 +255,17 @@ func (s *Server) importCollections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// superuser returns the request info when the caller is a superuser and
+// otherwise answers 401/403 itself (ok is false then).
+func (s *Server) superuser(w http.ResponseWriter, r *http.Request) (*strata.RequestInfo, bool) {
+	req := requestInfo(r)
+	if !req.IsSuperuser() {
+		s.writeError(w, r, superuserOnly(req))
+		return nil, false
+	}
+	return req, true
 }
 
 // superuserOnly is 401 for guests and 403 for other tokens (API.md §3).

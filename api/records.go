@@ -119,18 +119,18 @@ func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, req *strata
 
 // recordInput decodes a record write body, refusing file uploads clearly
 // until file storage exists.
-func recordInput(r *http.Request, c *strata.Collection) (service.Input, error) {
+func recordInput(r *http.Request) (service.Input, error) {
 	b, err := readBody(r, 0)
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseFiles(c, b.files); err != nil {
+	if err := refuseFiles(b.files); err != nil {
 		return nil, err
 	}
 	return service.Input(b.values), nil
 }
 
-func refuseFiles(c *strata.Collection, keys []string) error {
+func refuseFiles(keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -143,38 +143,34 @@ func refuseFiles(c *strata.Collection, keys []string) error {
 }
 
 func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
-	c, err := s.app.RecordCollection(r.PathValue("collection"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	in, err := recordInput(r, c)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	req := requestInfo(r)
-	rec, _, err := s.app.CreateRecord(r.Context(), req, c, in)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeRecord(w, r, req, rec, http.StatusOK)
+	s.recordWrite(w, r, func(req *strata.RequestInfo, c *strata.Collection, in service.Input) (*strata.Record, error) {
+		rec, _, err := s.app.CreateRecord(r.Context(), req, c, in)
+		return rec, err
+	})
 }
 
 func (s *Server) updateRecord(w http.ResponseWriter, r *http.Request) {
+	s.recordWrite(w, r, func(req *strata.RequestInfo, c *strata.Collection, in service.Input) (*strata.Record, error) {
+		rec, _, err := s.app.UpdateRecord(r.Context(), req, c, r.PathValue("id"), in)
+		return rec, err
+	})
+}
+
+// recordWrite decodes a record write, runs it and answers with the saved
+// record (expand and fields applied).
+func (s *Server) recordWrite(w http.ResponseWriter, r *http.Request, write func(*strata.RequestInfo, *strata.Collection, service.Input) (*strata.Record, error)) {
 	c, err := s.app.RecordCollection(r.PathValue("collection"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	in, err := recordInput(r, c)
+	in, err := recordInput(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	req := requestInfo(r)
-	rec, _, err := s.app.UpdateRecord(r.Context(), req, c, r.PathValue("id"), in)
+	rec, err := write(req, c, in)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
