@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-run/strata"
 )
@@ -35,6 +37,9 @@ type Options struct {
 	// TTL is a safety net: an entry older than this is reloaded even if
 	// no invalidation reached this node (default 5 minutes).
 	TTL time.Duration
+	// Registerer, when set, receives the cache's metrics: hits, misses,
+	// evictions and size.
+	Registerer prometheus.Registerer
 }
 
 // New returns an empty record cache.
@@ -45,11 +50,40 @@ func New(opts Options) *Records {
 	if opts.TTL == 0 {
 		opts.TTL = 5 * time.Minute
 	}
-	return &Records{c: otter.Must(&otter.Options[key, *strata.Record]{
+	// otter's striped counters cost next to nothing per Get; the metrics
+	// below read them only when scraped.
+	st := stats.NewCounter()
+	r := &Records{c: otter.Must(&otter.Options[key, *strata.Record]{
 		MaximumWeight:    opts.MaxBytes,
 		Weigher:          weigh,
 		ExpiryCalculator: otter.ExpiryWriting[key, *strata.Record](opts.TTL),
+		StatsRecorder:    st,
 	})}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(newMetrics(r, st)...)
+	}
+	return r
+}
+
+// newMetrics declares the cache's metrics as functions over otter's
+// counters, so they add nothing to the read path.
+func newMetrics(r *Records, st *stats.Counter) []prometheus.Collector {
+	counter := func(name, help string, f func(stats.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "cache", Name: name, Help: help,
+			ConstLabels: prometheus.Labels{"cache": "records"},
+		}, func() float64 { return float64(f(st.Snapshot())) })
+	}
+	return []prometheus.Collector{
+		counter("hits_total", "Record cache look-ups that found the record.", func(s stats.Stats) uint64 { return s.Hits }),
+		counter("misses_total", "Record cache look-ups that went to the store.", func(s stats.Stats) uint64 { return s.Misses }),
+		counter("evictions_total", "Records evicted to stay within the memory budget.", func(s stats.Stats) uint64 { return s.Evictions }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "strata", Subsystem: "cache", Name: "entries",
+			Help:        "Records currently cached (estimate).",
+			ConstLabels: prometheus.Labels{"cache": "records"},
+		}, func() float64 { return float64(r.Len()) }),
+	}
 }
 
 // weigh estimates a record's memory: its values plus per-field overhead.

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/filter"
 	"modernc.org/sqlite"
@@ -48,6 +49,8 @@ type Store struct {
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
 	wstmts map[string]*sql.Stmt // prepared on wconn; guarded by wmu
+
+	m *metrics
 }
 
 var _ strata.Store = (*Store)(nil)
@@ -58,6 +61,9 @@ const maxCachedStmts = 512
 type Options struct {
 	// Readers is the size of the read pool; 0 means 2×GOMAXPROCS, at least 4.
 	Readers int
+	// Registerer, when set, receives the store's metrics: call latency,
+	// group-commit sizes, the writer queue and pool usage.
+	Registerer prometheus.Registerer
 }
 
 // Open opens (creating if needed) the database at path and applies the
@@ -121,6 +127,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	reader.SetConnMaxLifetime(0)
 	reader.SetConnMaxIdleTime(0)
 	s.reader = reader
+	s.m = newMetrics(s)
+	if opts.Registerer != nil {
+		if err := registerAll(opts.Registerer, s.m.collectors); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlite metrics: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -140,6 +153,27 @@ func (s *Store) Close() error {
 	err := s.wconn.Close()
 	s.wmu.Unlock()
 	return errors.Join(s.reader.Close(), err, s.writer.Close())
+}
+
+// Ping checks that the database answers a query on the read pool; /readyz
+// uses it. (The writer is busy by design under load, so it is not pinged.)
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.reader.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping sqlite reader: %w", err)
+	}
+	return nil
+}
+
+// registerAll registers cs, treating an identical earlier registration as
+// an error so that two stores never silently share one metric.
+func registerAll(reg prometheus.Registerer, cs []prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Path is the database file.
@@ -267,27 +301,32 @@ func (q stmtQueryer) QueryRowContext(ctx context.Context, query string, args ...
 
 // FindRecords implements strata.Reader on the read pool.
 func (s *Store) FindRecords(ctx context.Context, q *strata.RecordQuery) ([]*strata.Record, error) {
+	defer since(s.m.find, time.Now())
 	return findRecords(ctx, stmtQueryer{s}, q)
 }
 
 // CountRecords implements strata.Reader on the read pool.
 func (s *Store) CountRecords(ctx context.Context, q *strata.RecordQuery) (int, error) {
+	defer since(s.m.count, time.Now())
 	return countRecords(ctx, stmtQueryer{s}, q)
 }
 
 // Setting implements strata.Reader.
 func (s *Store) Setting(ctx context.Context, key string) (json.RawMessage, bool, error) {
+	defer since(s.m.setting, time.Now())
 	return setting(ctx, s.reader, key)
 }
 
 // Changes implements strata.Reader.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]strata.Change, error) {
+	defer since(s.m.changes, time.Now())
 	return changes(ctx, s.reader, after, limit)
 }
 
 // Collections implements strata.Store. It reads through the writer so that a
 // collection created a moment ago is always seen.
 func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
+	defer since(s.m.collections, time.Now())
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	rows, err := s.wconn.QueryContext(ctx, `SELECT data FROM _collections ORDER BY created, rowid`)
@@ -330,6 +369,7 @@ const maxGroup = 128
 // appends) into one, and when idle a lone write takes the same path as
 // before with no savepoint.
 func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Change, error) {
+	defer since(s.m.write, time.Now())
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan struct{})}
 	s.qmu.Lock()
 	s.queue = append(s.queue, req)
@@ -353,6 +393,8 @@ func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) ([]strata.C
 }
 
 func (s *Store) commitGroup(batch []*writeReq) {
+	defer since(s.m.commit, time.Now())
+	s.m.groupSize.Observe(float64(len(batch)))
 	finish := func(err error) {
 		for _, r := range batch {
 			if err != nil && r.err == nil {
