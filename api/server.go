@@ -67,6 +67,8 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/settings", s.getSettings)
 	m.HandleFunc("PATCH /api/settings", s.updateSettings)
+
+	m.HandleFunc("GET /api/collections/{collection}/changes", s.changeFeed)
 }
 
 // ServeHTTP applies the middleware chain: request id → panic recovery →

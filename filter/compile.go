@@ -156,6 +156,7 @@ type value struct {
 	litVal any
 	field  bool   // not a literal (for ~ wrapping)
 	guard  string // condition the row must meet for any comparison to hold
+	kind   Kind   // SQL type class, for dialects without type affinity
 }
 
 func (v value) multi() bool {
@@ -339,7 +340,7 @@ func (p *partial) finish() string {
 	}
 	// Every row must match, and at least one must exist. A NULL comparison
 	// counts as a mismatch.
-	return "(" + exists(p.from) + " AND NOT " + exists(p.from, "NOT COALESCE("+p.cond+", 0)") + ")"
+	return "(" + exists(p.from) + " AND NOT " + exists(p.from, "NOT COALESCE("+p.cond+", FALSE)") + ")"
 }
 
 func (c *compiler) compare(cmp *Compare) (*partial, error) {
@@ -384,6 +385,7 @@ func (c *compiler) cmpSQL(op string, a, b value) string {
 }
 
 func (c *compiler) cmpCore(op string, a, b value) string {
+	a, b = c.unify(a, b)
 	switch op {
 	case "=", "!=":
 		neg := op == "!="
@@ -394,10 +396,11 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 			a, b = b, a
 		}
 		if isEmptyLit(a) {
+			t := c.d.Coerce(b.sql, b.kind, KindText)
 			if neg {
-				return "(" + b.sql + " IS NOT NULL AND " + b.sql + " != '')"
+				return "(" + t + " IS NOT NULL AND " + t + " != '')"
 			}
-			return "(" + b.sql + " IS NULL OR " + b.sql + " = '')"
+			return "(" + t + " IS NULL OR " + t + " = '')"
 		}
 		if a.lit && a.litVal != nil || b.lit && b.litVal != nil {
 			if neg {
@@ -405,7 +408,11 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 			}
 			return "(" + a.sql + " = " + b.sql + ")"
 		}
-		eq := "(" + c.d.IsDistinct(a.sql, b.sql, false) + " OR (COALESCE(" + a.sql + ", '') = '' AND COALESCE(" + b.sql + ", '') = ''))"
+		eq := c.d.IsDistinct(a.sql, b.sql, false)
+		if a.kind == KindText || a.kind == KindAny {
+			// NULL and '' are alike (a missing relation reads as "").
+			eq = "(" + eq + " OR (COALESCE(" + a.sql + ", '') = '' AND COALESCE(" + b.sql + ", '') = ''))"
+		}
 		if neg {
 			return "(NOT " + eq + ")"
 		}
@@ -421,11 +428,44 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 				pattern = c.args.Add(likePattern(textOf(b.litVal)))
 			}
 		} else {
-			pattern = c.d.Concat("'%'", b.sql, "'%'")
+			pattern = c.d.Concat("'%'", c.d.Coerce(b.sql, b.kind, KindText), "'%'")
 		}
-		return c.d.Like(a.sql, pattern, op == "!~")
+		return c.d.Like(c.d.Coerce(a.sql, a.kind, KindText), pattern, op == "!~")
 	}
-	return "0"
+	return "FALSE"
+}
+
+// unify brings a and b to one kind the engine can compare, following
+// SQLite's affinity rules: a JSON value compares as JSON, a bool column with
+// a number as a number, and a number with text as a number when the number
+// is a column (numeric affinity), as text when only the text is one. SQLite
+// does this itself (its Coerce is the identity); PostgreSQL needs casts.
+func (c *compiler) unify(a, b value) (value, value) {
+	if a.kind == KindJSONDoc {
+		a.sql, a.kind = c.d.Coerce(a.sql, KindJSONDoc, KindText), KindText
+	}
+	if b.kind == KindJSONDoc {
+		b.sql, b.kind = c.d.Coerce(b.sql, KindJSONDoc, KindText), KindText
+	}
+	if a.kind == b.kind || a.kind == KindAny || b.kind == KindAny {
+		return a, b
+	}
+	var to Kind
+	switch {
+	case a.kind == KindJSON || b.kind == KindJSON:
+		to = KindJSON
+	case a.kind == KindBool || b.kind == KindBool:
+		to = KindNumber
+	case a.kind == KindNumber && !a.lit, b.kind == KindNumber && !b.lit:
+		to = KindNumber
+	case a.kind == KindText && !a.lit, b.kind == KindText && !b.lit:
+		to = KindText
+	default:
+		to = KindNumber
+	}
+	a.sql, a.kind = c.d.Coerce(a.sql, a.kind, to), to
+	b.sql, b.kind = c.d.Coerce(b.sql, b.kind, to), to
+	return a, b
 }
 
 // likePattern turns the literal right side of ~ into a LIKE pattern: text
@@ -487,7 +527,20 @@ func (c *compiler) literal(v any) value {
 	if v == nil {
 		return value{sql: "NULL", lit: true}
 	}
-	return value{sql: c.args.Add(v), lit: true, litVal: v}
+	return value{sql: c.args.Add(v), lit: true, litVal: v, kind: kindOf(v)}
+}
+
+// kindOf is the Kind of a bound Go value.
+func kindOf(v any) Kind {
+	switch v.(type) {
+	case string:
+		return KindText
+	case int, int64, float64:
+		return KindNumber
+	case bool:
+		return KindBool
+	}
+	return KindAny
 }
 
 // numberValue converts a number literal to int64 when integral.
@@ -544,9 +597,9 @@ func (c *compiler) call(o *Call) (value, error) {
 			if err != nil {
 				return value{}, err
 			}
-			s[i] = v.sql
+			s[i] = c.d.Coerce(v.sql, v.kind, KindNumber)
 		}
-		return value{sql: c.d.GeoDistance(s[0], s[1], s[2], s[3]), strict: true, field: true}, nil
+		return value{sql: c.d.GeoDistance(s[0], s[1], s[2], s[3]), strict: true, field: true, kind: KindNumber}, nil
 	case "strftime":
 		if len(o.Args) < 1 {
 			return value{}, invalid("Invalid filter: strftime expects a format.")
@@ -561,7 +614,7 @@ func (c *compiler) call(o *Call) (value, error) {
 			if err != nil {
 				return value{}, err
 			}
-			t = v.sql
+			t = c.d.Coerce(v.sql, v.kind, KindText)
 		} else {
 			t = c.args.Add(strata.FormatDate(c.env.now()))
 		}
@@ -573,7 +626,7 @@ func (c *compiler) call(o *Call) (value, error) {
 			}
 			mods = append(mods, c.args.Add(m.Value))
 		}
-		return value{sql: c.d.Strftime(c.args.Add(format.Value), t, mods), strict: true, field: true}, nil
+		return value{sql: c.d.Strftime(c.args.Add(format.Value), t, mods), strict: true, field: true, kind: KindText}, nil
 	}
 	return value{}, invalid("Invalid filter: unknown function %q.", o.Name)
 }
@@ -632,7 +685,7 @@ func (c *compiler) ident(o *Ident) (value, error) {
 		}
 		lv := c.literal(v)
 		if mod == modLower {
-			lv = value{sql: c.d.Lower(lv.sql)}
+			lv = value{sql: c.d.Lower(lv.sql), kind: KindText}
 		}
 		return lv, nil
 	}
@@ -707,7 +760,7 @@ func (c *compiler) ruleCond(target *strata.Collection, alias string) (string, er
 		return "", nil
 	}
 	if c.depth > 4 {
-		return "0", nil
+		return "FALSE", nil
 	}
 	e, err := ParseCached(*target.ListRule)
 	if err != nil {
@@ -737,29 +790,29 @@ func (c *compiler) path(coll *strata.Collection, alias string, segs []string, mo
 	}
 	colSQL := c.col(alias, f.Name)
 	if len(rest) == 0 {
-		v := value{sql: colSQL, from: from, field: true}
+		v := value{sql: colSQL, from: from, field: true, kind: fieldKind(f)}
 		if c.env.Restricted && coll.IsAuth() && f.Name == "email" {
 			v.guard = c.col(alias, "emailVisibility") + " IS TRUE"
 		}
 		switch {
 		case f.Type == strata.FieldJSON || f.Type == strata.FieldGeoPoint:
-			v.sql, v.strict = c.d.JSONExtract(colSQL, nil), true
+			v.sql, v.strict, v.kind = c.d.JSONExtract(colSQL, nil), true, KindJSON
 		}
 		switch mod {
 		case modLower:
-			v.sql = c.d.Lower(v.sql)
+			v.sql, v.kind = c.d.Lower(c.d.Coerce(v.sql, v.kind, KindText)), KindText
 		case modLength:
 			if !f.IsMultiple() {
 				return value{}, invalid("Invalid filter: :length needs a multiple field, %q is not.", f.Name)
 			}
-			v.sql = c.d.JSONArrayLength(colSQL)
+			v.sql, v.kind = c.d.JSONArrayLength(colSQL), KindNumber
 		case modEach:
 			if !f.IsMultiple() {
 				return value{}, invalid("Invalid filter: :each needs a multiple field, %q is not.", f.Name)
 			}
 			ja := c.newAlias("__e")
 			v.from = append(append([]fromItem(nil), from...), fromItem{key: ja, table: c.d.JSONEach(colSQL, c.d.Quote(ja)), multi: true})
-			v.sql = c.d.Quote(ja) + ".value"
+			v.sql, v.kind = c.d.Quote(ja)+".value", KindText
 		}
 		return v, nil
 	}
@@ -768,9 +821,9 @@ func (c *compiler) path(coll *strata.Collection, alias string, segs []string, mo
 		if mod != "" && mod != modLower {
 			return value{}, invalid("Invalid filter: :%s does not apply to JSON paths.", mod)
 		}
-		v := value{sql: c.d.JSONExtract(colSQL, rest), from: from, strict: true, field: true}
+		v := value{sql: c.d.JSONExtract(colSQL, rest), from: from, strict: true, field: true, kind: KindJSON}
 		if mod == modLower {
-			v.sql = c.d.Lower(v.sql)
+			v.sql, v.kind = c.d.Lower(c.d.Coerce(v.sql, KindJSON, KindText)), KindText
 		}
 		return v, nil
 	case strata.FieldRelation:
@@ -778,7 +831,7 @@ func (c *compiler) path(coll *strata.Collection, alias string, segs []string, mo
 		return value{}, invalid("Invalid filter: field %q has no sub-fields.", f.Name)
 	}
 	if !f.IsMultiple() && len(rest) == 1 && rest[0] == "id" && (mod == "" || mod == modLower) {
-		v := value{sql: colSQL, from: from, field: true}
+		v := value{sql: colSQL, from: from, field: true, kind: KindText}
 		if mod == modLower {
 			v.sql = c.d.Lower(v.sql)
 		}
@@ -901,7 +954,7 @@ func (c *compiler) request(segs []string, mod string) (value, error) {
 		}
 		fv.guard = ""
 		eq := c.cmpCore("=", fv, c.literal(r.v))
-		return value{sql: "(CASE WHEN " + eq + " THEN 0 ELSE 1 END)", field: true}, nil
+		return value{sql: "(CASE WHEN " + eq + " THEN 0 ELSE 1 END)", field: true, kind: KindNumber}, nil
 	case r.rel != nil:
 		target := c.schemaCollection(r.rel.CollectionID)
 		if target == nil {
@@ -921,11 +974,26 @@ func (c *compiler) request(segs []string, mod string) (value, error) {
 	case r.isList:
 		ja := c.newAlias("__l")
 		item := fromItem{key: ja, table: c.d.JSONEach(c.args.Add(jsonText(r.list)), c.d.Quote(ja)), multi: true}
-		return value{sql: c.d.Quote(ja) + ".value", from: []fromItem{item}, field: true}, nil
+		return value{sql: c.d.Quote(ja) + ".value", from: []fromItem{item}, field: true, kind: KindText}, nil
 	}
 	v := c.literal(r.v)
 	if mod == modLower {
-		v = value{sql: c.d.Lower(v.sql)}
+		v = value{sql: c.d.Lower(v.sql), kind: KindText}
 	}
 	return v, nil
+}
+
+// fieldKind is the Kind of a field's column read as is.
+func fieldKind(f *strata.Field) Kind {
+	switch {
+	case f.IsMultiple():
+		return KindJSONDoc
+	case f.Type == strata.FieldNumber:
+		return KindNumber
+	case f.Type == strata.FieldBool:
+		return KindBool
+	case f.Type == strata.FieldJSON || f.Type == strata.FieldGeoPoint:
+		return KindJSONDoc
+	}
+	return KindText
 }

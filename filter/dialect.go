@@ -63,7 +63,31 @@ type Dialect interface {
 	// IsDistinct returns a NULL-safe comparison: a IS b (negate: IS NOT).
 	// PG: a IS [NOT] DISTINCT FROM b (inverted).
 	IsDistinct(a, b string, negate bool) string
+	// Coerce converts expr, of kind from, so that it compares as kind to
+	// (the compiler decides the target by SQLite's affinity rules). SQLite
+	// returns expr unchanged: its type affinity does the conversion.
+	// PG: casts, with text to number guarded so non-numbers become NULL.
+	Coerce(expr string, from, to Kind) string
 }
+
+// Kind is the SQL type class of a compiled operand.
+type Kind int
+
+// Kinds of compiled operands.
+const (
+	// KindAny is untyped: NULL, or a value of unknown type.
+	KindAny Kind = iota
+	// KindText is text.
+	KindText
+	// KindNumber is a number.
+	KindNumber
+	// KindBool is a boolean column (SQLite stores 0/1).
+	KindBool
+	// KindJSON is a scalar extracted from JSON by JSONExtract (PG: jsonb).
+	KindJSON
+	// KindJSONDoc is a JSON column read as a whole (multi-valued fields).
+	KindJSONDoc
+)
 
 // SQLite is the Dialect of the SQLite store (modernc.org/sqlite, built with
 // the JSON1 and math functions).
@@ -147,6 +171,8 @@ func (sqliteDialect) GeoDistance(lonA, latA, lonB, latB string) string {
 	return "(6371 * acos(max(-1.0, min(1.0, " + inner + "))))"
 }
 
+func (sqliteDialect) Coerce(expr string, _, _ Kind) string { return expr }
+
 func (sqliteDialect) IsDistinct(a, b string, negate bool) string {
 	if negate {
 		return "(" + a + " IS NOT " + b + ")"
@@ -170,7 +196,17 @@ func (a *Args) Add(v any) string {
 		d = SQLite
 	}
 	a.values = append(a.values, d.BindValue(v))
+	if tp, ok := d.(typedPlaceholders); ok {
+		return tp.typedPlaceholder(len(a.values), v)
+	}
 	return d.Placeholder(len(a.values))
+}
+
+// typedPlaceholders is implemented by dialects whose placeholders carry
+// the type of the bound value ("$1::text"), so that the engine never has to
+// guess it from the context.
+type typedPlaceholders interface {
+	typedPlaceholder(n int, v any) string
 }
 
 // Values returns the bind values in placeholder order.

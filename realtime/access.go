@@ -1,0 +1,140 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/filter"
+	"github.com/strata-run/strata/service"
+)
+
+// access is one caller's right to see records of a collection: a rule
+// (list or view) plus an optional client filter, prepared once and then
+// applied to many records. It decides in memory with filter.Eval when
+// neither expression needs other rows, and with one store query per batch
+// of records otherwise, so the cost is per (rule, filter, caller) group,
+// never per client.
+type access struct {
+	c      *strata.Collection
+	req    *strata.RequestInfo
+	always bool // superuser, or an empty rule without filter
+	never  bool // rule nil for a non-superuser, or a filter it may not use
+	exprs  []filter.Expr
+	env    *filter.Env
+	stored bool // some expression needs other rows
+	// filters is the same condition for the store query.
+	filters []strata.Filter
+}
+
+// newAccess prepares rule (nil: superusers only) and the client filter
+// clientFilter (restricted as on list requests: @collection, @request and
+// hidden fields make it match nothing) for req.
+func newAccess(app *service.App, c *strata.Collection, req *strata.RequestInfo, rule *string, clientFilter string) *access {
+	a := &access{c: c, req: req}
+	su := req.IsSuperuser()
+	if !su && rule == nil {
+		a.never = true
+		return a
+	}
+	a.env = &filter.Env{Collection: c, Schema: app.Schema(), Request: req}
+	if !su && strings.TrimSpace(*rule) != "" {
+		e, err := filter.ParseCached(*rule)
+		if err != nil {
+			a.never = true
+			return a
+		}
+		a.exprs = append(a.exprs, e)
+		a.filters = append(a.filters, strata.Filter{Expr: *rule})
+	}
+	if strings.TrimSpace(clientFilter) != "" {
+		e, err := filter.ParseCached(clientFilter)
+		if err != nil {
+			a.never = true
+			return a
+		}
+		// The client's filter obeys the limits of a list request's filter;
+		// compiling it with those limits is how they are checked.
+		check := *a.env
+		check.Restricted = !su
+		if _, err := filter.Compile(e, &check, &filter.Args{}); err != nil {
+			a.never = true
+			return a
+		}
+		a.exprs = append(a.exprs, e)
+		a.filters = append(a.filters, strata.Filter{Expr: clientFilter, Restricted: !su})
+	}
+	if len(a.exprs) == 0 {
+		a.always = true
+		return a
+	}
+	for _, e := range a.exprs {
+		if filter.NeedsStore(e, a.env) {
+			a.stored = true
+		}
+	}
+	return a
+}
+
+// inMemory decides for r without the store; decided is false when the
+// store must be asked.
+func (a *access) inMemory(r *strata.Record) (ok, decided bool) {
+	switch {
+	case a.never:
+		return false, true
+	case a.always:
+		return true, true
+	case a.stored:
+		return false, false
+	}
+	for _, e := range a.exprs {
+		match, err := filter.Eval(e, a.env, r)
+		if errors.Is(err, filter.ErrNeedsStore) {
+			return false, false
+		}
+		if err != nil || !match {
+			return false, true
+		}
+	}
+	return true, true
+}
+
+// visible returns which of recs the caller may see. Records the store
+// must decide are checked together in one query by id. deleted marks
+// records that are no longer stored (deletes): a store query cannot see
+// them, so unless memory decides they stay hidden (never leak).
+func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.Record, deleted func(i int) bool) ([]bool, error) {
+	out := make([]bool, len(recs))
+	var ask []string
+	idx := map[string][]int{}
+	for i, r := range recs {
+		ok, decided := a.inMemory(r)
+		if decided {
+			out[i] = ok
+			continue
+		}
+		if deleted != nil && deleted(i) {
+			continue
+		}
+		id := r.ID()
+		if _, dup := idx[id]; !dup {
+			ask = append(ask, id)
+		}
+		idx[id] = append(idx[id], i)
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	got, err := st.FindRecords(ctx, &strata.RecordQuery{Collection: a.c, Schema: a.env.Schema, Request: a.req,
+		Filters: a.filters, IDs: ask})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range got {
+		for _, i := range idx[r.ID()] {
+			out[i] = true
+		}
+	}
+	return out, nil
+}
