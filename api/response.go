@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"hash/fnv"
 	"net/http"
 	"strconv"
 	"strings"
@@ -92,6 +93,13 @@ func errorResponse(err error) (int, errorBody) {
 // logged (the rest are the caller's mistakes, not ours).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
+	code := strata.EInternal
+	if e := (*strata.Error)(nil); status < 500 && errors.As(err, &e) {
+		code = e.Code
+	} else if status == http.StatusServiceUnavailable {
+		code = strata.EUnavailable
+	}
+	s.m.countError(code)
 	if status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -114,20 +122,55 @@ func writeRaw(w http.ResponseWriter, status int, v any) {
 // writeJSON sends a 2xx body, applying the ?fields= picker (API.md §5.1).
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	if spec := r.URL.Query().Get("fields"); spec != "" {
-		writeRaw(w, status, pickFields(toGeneric(v), parseFields(spec)))
-		return
+		v = pickFields(toGeneric(v), parseFields(spec))
 	}
 	if d, ok := v.(*service.Doc); ok {
-		writeBytes(w, status, d.AppendJSON(make([]byte, 0, 512)))
+		writeBody(w, r, status, d.AppendJSON(make([]byte, 0, 512)))
 		return
 	}
-	writeRaw(w, status, v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeRaw(w, http.StatusInternalServerError, errorBody{Status: 500, Message: defaultMessages[500], Data: map[string]any{}})
+		return
+	}
+	writeBody(w, r, status, b)
 }
 
-func writeBytes(w http.ResponseWriter, status int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
+// writeBody sends a JSON body. Successful GETs carry a strong ETag of the
+// body and answer If-None-Match with 304: the body was built after every
+// rule check for this caller, so a match can only confirm what this caller
+// may already see. "private, no-cache" keeps shared caches out (bodies
+// depend on the caller) while letting clients revalidate cheaply.
+func writeBody(w http.ResponseWriter, r *http.Request, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if status == http.StatusOK && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		sum := fnv.New64a()
+		sum.Write(b)
+		etag := `"` + strconv.FormatUint(sum.Sum64(), 36) + `"`
+		h.Set("ETag", etag)
+		h.Set("Cache-Control", "private, no-cache")
+		if etagMatch(r.Header.Get("If-None-Match"), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// etagMatch implements If-None-Match's weak comparison over a list of tags.
+func etagMatch(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // writeList sends a list result; ?fields= applies to each item.
@@ -166,7 +209,7 @@ func writeList[T any](w http.ResponseWriter, r *http.Request, page, perPage, tot
 	b = append(b, `,"totalPages":`...)
 	b = strconv.AppendInt(b, int64(totalPages), 10)
 	b = append(b, '}')
-	writeBytes(w, http.StatusOK, b)
+	writeBody(w, r, http.StatusOK, b)
 }
 
 // toGeneric converts a value to maps/slices so the picker can walk it.
