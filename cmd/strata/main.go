@@ -28,6 +28,7 @@ import (
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/cache"
 	"github.com/strata-run/strata/service"
+	"github.com/strata-run/strata/store/postgres"
 	"github.com/strata-run/strata/store/sqlite"
 )
 
@@ -86,11 +87,14 @@ Run "strata <command> -h" for the flags of a command.
 // storeConfig is shared by every command that opens the store.
 type storeConfig struct {
 	Dir string
+	DB  string // empty: SQLite in Dir; postgres://…: PostgreSQL
 }
 
 func (c *storeConfig) register(fs *flag.FlagSet) {
 	c.Dir = envOr("STRATA_DIR", "./strata_data")
 	fs.StringVar(&c.Dir, "dir", c.Dir, "data directory (env STRATA_DIR)")
+	c.DB = envOr("STRATA_DB", "")
+	fs.StringVar(&c.DB, "db", c.DB, "database: empty for SQLite in --dir, or a postgres:// URL (env STRATA_DB)")
 }
 
 func envOr(key, def string) string {
@@ -105,7 +109,16 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{})
+	var st strata.Store
+	var err error
+	switch {
+	case c.DB == "":
+		st, err = sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{})
+	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
+		st, err = postgres.Open(ctx, c.DB, postgres.Options{})
+	default:
+		err = errors.New("--db: want empty (SQLite in --dir) or a postgres:// URL")
+	}
 	if err != nil {
 		return nil, nil, err
 	}
