@@ -8,7 +8,7 @@ FUZZTIME           ?= 10s
 TEST_TIMEOUT       ?= 15m
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-race lint bench fuzz e2e build services
+.PHONY: help test test-race lint bench fuzz e2e e2e-postgres build services
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z][a-z0-9-]*:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,6 +19,7 @@ test: ## everything CI checks: services, lint, race tests, benchmarks once, e2e
 	$(MAKE) --no-print-directory test-race
 	$(MAKE) --no-print-directory bench
 	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory e2e-postgres
 
 test-race: ## go test -race over every package
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -42,6 +43,11 @@ e2e: build ## the PocketBase JS SDK compatibility suite against bin/strata
 	./scripts/ensure-node.sh
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error
 	cd e2e && STRATA_BIN=$(CURDIR)/bin/strata node --test --test-concurrency=1 *.test.js
+
+e2e-postgres: build ## the e2e suite with the PostgreSQL store (a fresh database per test file)
+	./scripts/ensure-node.sh
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	cd e2e && STRATA_E2E_DB=postgres STRATA_BIN=$(CURDIR)/bin/strata node --test --test-concurrency=1 *.test.js
 
 build: ## build bin/strata
 	$(GO) build -o bin/strata ./cmd/strata

@@ -109,6 +109,13 @@ export function useServer() {
     ctx.dir = mkdtempSync(join(tmpdir(), 'strata-e2e-data-'));
     ctx.port = await freePort();
     ctx.url = `http://127.0.0.1:${ctx.port}`;
+    // STRATA_E2E_DB=postgres runs the file against a fresh PostgreSQL database (make e2e-postgres).
+    if (process.env.STRATA_E2E_DB === 'postgres') {
+      const name = `strata_e2e_${process.pid}_${ctx.port}`;
+      psql(`CREATE DATABASE ${name}`);
+      ctx.pgdb = name;
+      ctx.env = { ...process.env, STRATA_DB: `postgres://postgres@127.0.0.1:5432/${name}?sslmode=disable` };
+    }
     run(ctx, ['superuser', 'upsert', SUPERUSER.email, SUPERUSER.password, '--dir', ctx.dir]);
     await start(ctx);
     ctx.pb = await ctx.superuserClient();
@@ -120,14 +127,19 @@ export function useServer() {
       process.stderr.write(`\n--- strata server output (${ctx.url}, ${ctx.dir}) ---\n${ctx.log.join('')}--- end ---\n`);
     }
     if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
+    if (ctx.pgdb) psql(`DROP DATABASE IF EXISTS ${ctx.pgdb} WITH (FORCE)`);
   });
 
   return ctx;
 }
 
+function psql(sql) {
+  execFileSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-qc', sql], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 function run(ctx, args) {
   try {
-    const out = execFileSync(ctx.bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(ctx.bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: ctx.env });
     ctx.log.push(`$ strata ${args.join(' ')}\n${out}`);
   } catch (err) {
     throw new Error(`strata ${args.join(' ')} failed (${err.status}):\n${err.stdout}${err.stderr}`);
@@ -137,7 +149,7 @@ function run(ctx, args) {
 async function start(ctx) {
   const args = ['serve', '--http', `127.0.0.1:${ctx.port}`, '--dir', ctx.dir];
   ctx.log.push(`$ strata ${args.join(' ')}\n`);
-  const child = spawn(ctx.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(ctx.bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: ctx.env });
   child.stdout.on('data', (b) => ctx.log.push(b.toString()));
   child.stderr.on('data', (b) => ctx.log.push(b.toString()));
   ctx.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
