@@ -122,7 +122,7 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	if err != nil {
 		return nil, nil, err
 	}
-	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{})})
+	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{}), Bus: newBus()})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -187,7 +187,7 @@ func (c *serveCommand) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(app, api.Options{Logger: log}),
+		Handler:           withRealtime(ctx, app, api.New(app, api.Options{Logger: log}), log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
