@@ -13,9 +13,14 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/service"
+	"github.com/strata-run/strata/telemetry"
 )
 
 // Server routes PocketBase's HTTP API to the service layer.
@@ -23,19 +28,45 @@ type Server struct {
 	app *service.App
 	log *slog.Logger
 	mux *http.ServeMux
+
+	m              *httpMetrics
+	metricsHandler http.Handler
+	logs           strata.LogStore
+	logRequests    bool
+
+	ready    atomic.Bool // startup finished
+	draining atomic.Bool // SIGTERM received: fail /readyz
 }
 
 // Options configure a Server.
 type Options struct {
 	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is what GET /metrics serves;
+	// nil gives the server a registry of its own.
+	Registry *prometheus.Registry
+	// Logs, when set, receives one entry per request for /api/logs
+	// (subject to settings.logs) and serves that API.
+	Logs strata.LogStore
+	// LogRequests writes one info line per request to Logger.
+	LogRequests bool
+	// Starting makes /readyz fail until SetReady(true) is called.
+	Starting bool
 }
 
 // New returns the HTTP handler of one node.
 func New(app *service.App, opts Options) *Server {
-	s := &Server{app: app, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{app: app, log: opts.Logger, mux: http.NewServeMux(), m: newHTTPMetrics(),
+		logs: opts.Logs, logRequests: opts.LogRequests}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(s.m.collectors()...)
+	s.metricsHandler = telemetry.MetricsHandler(reg)
+	s.ready.Store(!opts.Starting)
 	s.routes()
 	return s
 }
@@ -43,6 +74,11 @@ func New(app *service.App, opts Options) *Server {
 func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /api/health", s.health)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("GET /metrics", s.metrics)
+	m.HandleFunc("GET /api/logs", s.listLogs)
+	m.HandleFunc("GET /api/logs/stats", s.logStats)
+	m.HandleFunc("GET /api/logs/{id}", s.viewLog)
 
 	m.HandleFunc("GET /api/collections", s.listCollections)
 	m.HandleFunc("POST /api/collections", s.createCollection)
@@ -72,22 +108,42 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP applies the middleware chain: request id → panic recovery →
-// CORS → auth token → route.
+// metrics and request log → CORS → auth token → route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
-	if id == "" || len(id) > 128 {
+	if !saneRequestID(id) {
 		id = newRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
+	_, pattern := s.mux.Handler(r)
+	route := routeLabel(r, pattern)
+	info := &strata.RequestInfo{Method: r.Method, Context: strata.ContextDefault}
+	ctx := context.WithValue(telemetry.WithRequestID(r.Context(), id), requestInfoKey{}, info)
+	r = r.WithContext(ctx)
+	sw := &statusWriter{ResponseWriter: w}
+	s.m.inFlight.Inc()
 	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
+		v := recover()
+		if v != nil && v != http.ErrAbortHandler {
+			s.log.ErrorContext(ctx, "panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				s.writeError(sw, r, fmt.Errorf("panic: %v", v))
+			} else {
+				sw.status = http.StatusInternalServerError
 			}
-			s.log.Error("panic", "request_id", id, "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			s.writeError(w, r, fmt.Errorf("panic: %v", v))
+		}
+		s.m.inFlight.Dec()
+		s.finish(sw, r, route, start, info)
+		if v == http.ErrAbortHandler {
+			panic(v)
 		}
 	}()
+	s.route(sw, r, pattern, info)
+}
+
+// route is the part of the chain after telemetry: CORS, auth, the handler.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, info *strata.RequestInfo) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	if r.Method == http.MethodOptions {
@@ -99,11 +155,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		s.writeError(w, r, strata.Errorf(strata.ENotFound, "The requested resource wasn't found."))
 		return
 	}
-	info := &strata.RequestInfo{Method: r.Method, Context: strata.ContextDefault}
 	if token := authToken(r); token != "" {
 		info.Auth = s.app.Authenticate(r.Context(), token)
 	}
@@ -111,8 +166,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, strata.Errorf(strata.EForbidden, "Accessing the superuser API from this IP address is not allowed."))
 		return
 	}
-	ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
-	s.mux.ServeHTTP(w, r.WithContext(ctx))
+	s.mux.ServeHTTP(w, r)
+}
+
+// saneRequestID accepts an incoming X-Request-Id only when it is a short
+// token of safe characters, so that it cannot inject into logs or headers.
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func newRequestID() string {

@@ -24,12 +24,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/cache"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/postgres"
 	"github.com/strata-run/strata/store/sqlite"
+	"github.com/strata-run/strata/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -88,6 +91,9 @@ Run "strata <command> -h" for the flags of a command.
 type storeConfig struct {
 	Dir string
 	DB  string // empty: SQLite in Dir; postgres://…: PostgreSQL
+
+	// registry, when set (by serve), receives the store and cache metrics.
+	registry prometheus.Registerer
 }
 
 func (c *storeConfig) register(fs *flag.FlagSet) {
@@ -113,7 +119,7 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	var err error
 	switch {
 	case c.DB == "":
-		st, err = sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{})
+		st, err = sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{Registerer: c.registry})
 	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
 		st, err = postgres.Open(ctx, c.DB, postgres.Options{})
 	default:
@@ -122,7 +128,7 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	if err != nil {
 		return nil, nil, err
 	}
-	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{}), Bus: newBus()})
+	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{Registerer: c.registry}), Bus: newBus()})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -138,9 +144,13 @@ type serveCommand struct {
 	LogLevel       string
 	LogFormat      string
 	ShutdownGrace  time.Duration
+	DrainDelay     time.Duration
+	MetricsAddr    string
+	LogRequests    bool
 
-	// ready, when set, receives the bound address (tests listen on :0).
-	ready chan<- string
+	// ready, when set, receives the bound address (tests listen on :0);
+	// metricsReady the metrics listener's, when --metrics-addr is given.
+	ready, metricsReady chan<- string
 }
 
 func (c *serveCommand) parse(args []string) error {
@@ -150,6 +160,9 @@ func (c *serveCommand) parse(args []string) error {
 	fs.StringVar(&c.LogLevel, "log-level", envOr("STRATA_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("STRATA_LOG_FORMAT", "text"), "text or json")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 20*time.Second, "how long in-flight requests may run after SIGTERM")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long /readyz fails before the listener closes (lets the load balancer notice)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", envOr("STRATA_METRICS_ADDR", ""), "also serve /metrics without auth on this address, e.g. 127.0.0.1:9090 (env STRATA_METRICS_ADDR)")
+	fs.BoolVar(&c.LogRequests, "log-requests", true, "write one log line per request")
 	c.Store.register(fs)
 	return fs.Parse(args)
 }
@@ -161,9 +174,9 @@ func (c *serveCommand) logger() *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(c.stderr, opts))
+		return slog.New(telemetry.NewContextHandler(slog.NewJSONHandler(c.stderr, opts)))
 	}
-	return slog.New(slog.NewTextHandler(c.stderr, opts))
+	return slog.New(telemetry.NewContextHandler(slog.NewTextHandler(c.stderr, opts)))
 }
 
 // Run serves until ctx is cancelled, then drains in-flight requests.
@@ -176,18 +189,45 @@ func (c *serveCommand) Run(ctx context.Context) error {
 		// (docs/benchmarks.md). GOGC in the environment still wins.
 		debug.SetGCPercent(200)
 	}
+	reg := telemetry.NewRegistry()
+	c.Store.registry = reg
 	app, closeStore, err := c.Store.open(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	// The request log lives in its own file, as PocketBase's auxiliary.db,
+	// so that logging never queues behind data writes.
+	logs, err := sqlite.OpenLogs(ctx, filepath.Join(c.Store.Dir, "auxiliary.db"), sqlite.LogOptions{Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	handler := api.New(app, api.Options{Logger: log, Registry: reg, Logs: logs, LogRequests: c.LogRequests, Starting: true})
+	withRealtime(ctx, app, handler, log)
+
+	if c.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", handler.MetricsHandler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics serving", "addr", mln.Addr().String())
+		if c.metricsReady != nil {
+			c.metricsReady <- mln.Addr().String()
+		}
+	}
 
 	ln, err := net.Listen("tcp", c.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           withRealtime(ctx, app, api.New(app, api.Options{Logger: log}), log),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -204,15 +244,46 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	followCtx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	go app.FollowChanges(followCtx, time.Second)
+	go pruneLogs(followCtx, handler, log)
+	handler.SetReady(true)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
+	// Fail /readyz first and keep serving for DrainDelay, so that the load
+	// balancer stops routing here before the listener goes away; then let
+	// in-flight requests finish.
+	handler.Drain()
+	log.Info("draining", "delay", c.DrainDelay)
+	select {
+	case <-time.After(c.DrainDelay):
+	case err := <-errc:
+		return err
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// pruneLogs applies settings.logs.maxDays to the request log at start and
+// then hourly.
+func pruneLogs(ctx context.Context, h *api.Server, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := h.PruneLogs(ctx); err != nil {
+			log.Warn("prune request logs", "err", err)
+		} else if n > 0 {
+			log.Info("pruned request logs", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func runSuperuser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
