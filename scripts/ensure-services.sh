@@ -63,6 +63,12 @@ ensure_nats() {
   wait_port 4222 NATS
 }
 
+# promtool checks deploy/prometheus/alerts.yml in the Go tests.
+ensure_promtool() {
+  command -v promtool >/dev/null || apt_install prometheus
+}
+
+ensure_promtool
 ensure_postgres
 ensure_redis
 ensure_nats
