@@ -55,14 +55,19 @@ func (s *Server) authWithPassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	str := func(k string) string {
-		v, _ := b.values[k].(string)
-		return v
+	ab := authBody(b.values)
+	if ab == nil {
+		ab = authBody{}
+	}
+	if err := s.app.AllowAuthAttempt(s.clientIP(r), "password:"+ab.str("identity")); err != nil {
+		s.writeAuthError(w, r, err)
+		return
 	}
 	req := requestInfo(r)
-	res, err := s.app.AuthWithPassword(r.Context(), req, c, str("identity"), str("password"), str("identityField"))
+	req.Body = ab
+	res, err := s.app.AuthWithPassword(r.Context(), req, c, ab.str("identity"), ab.str("password"), ab.str("identityField"))
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeAuthError(w, r, err)
 		return
 	}
 	s.writeAuth(w, r, res)

@@ -98,6 +98,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/collections/{collection}/auth-methods", s.authMethods)
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
 	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
+	s.authFlowRoutes()
 
 	m.HandleFunc("POST /api/batch", s.batch)
 

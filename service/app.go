@@ -38,6 +38,9 @@ type App struct {
 
 	// bus, if set, receives every committed change (realtime, other nodes).
 	bus strata.Bus
+
+	// flows holds the mailer, mail queue and attempt limiters (authflows).
+	flows *flowState
 }
 
 // Config configures an App.
@@ -55,7 +58,8 @@ type Config struct {
 // New opens the service layer on a store, creating the system collections
 // a fresh data dir needs.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	a := &App{store: cfg.Store, log: cfg.Logger, hasher: NewHasher(cfg.HashConcurrency), cache: cfg.Cache, bus: cfg.Bus}
+	a := &App{store: cfg.Store, log: cfg.Logger, hasher: NewHasher(cfg.HashConcurrency), cache: cfg.Cache, bus: cfg.Bus,
+		flows: newFlowState()}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -63,6 +67,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	if err := a.bootstrap(ctx); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := a.ensureAuthSystemCollections(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := a.loadSettings(ctx); err != nil {

@@ -139,17 +139,20 @@ func (a *App) upgradeHash(ctx context.Context, rec *strata.Record, password stri
 	return err
 }
 
-// finishAuth checks authRule and issues the token.
+// finishAuth checks authRule, then MFA (API.md §7.1, §7.6), and issues
+// the token. authCtx doubles as the MFA method name ("password", "otp",
+// "oauth2").
 func (a *App) finishAuth(ctx context.Context, req *strata.RequestInfo, rec *strata.Record, authCtx string) (*AuthResult, error) {
-	c := rec.Collection
 	if err := a.checkAuthRule(ctx, req, rec, authCtx); err != nil {
+		return nil, err
+	}
+	if err := a.checkMFA(ctx, req, rec, authCtx); err != nil {
 		return nil, err
 	}
 	token, err := NewToken(rec, TokenAuth, 0, true, nil)
 	if err != nil {
 		return nil, err
 	}
-	_ = c
 	return &AuthResult{Token: token, Record: rec}, nil
 }
 

@@ -344,6 +344,9 @@ func validatePassword(f *strata.Field, plain string) *strata.FieldError {
 			return strata.NewFieldError("validation_invalid_format", "Invalid value format.", nil)
 		}
 	}
+	if isCommonPassword(plain) {
+		return strata.NewFieldError("validation_common_password", "The password is too common, choose a less predictable one.", nil)
+	}
 	return nil
 }
 
