@@ -29,6 +29,7 @@ import (
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/cache"
+	"github.com/strata-run/strata/mailer"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/postgres"
 	"github.com/strata-run/strata/store/sqlite"
@@ -133,6 +134,8 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 		st.Close()
 		return nil, nil, err
 	}
+	// SMTP when the settings enable it, else .eml files under <dir>/mail.
+	app.SetMailer(mailer.New(app.SMTPConfig, filepath.Join(c.Dir, "mail"), log))
 	return app, func() { st.Close() }, nil
 }
 
