@@ -154,10 +154,16 @@ func (c *Collection) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if c.Type == CollectionAuth {
-		c.Auth = DefaultAuthOptions()
+		// Decoding over existing options is a partial update (PATCH sends
+		// only what changes); a new collection starts from the defaults.
+		if c.Auth == nil {
+			c.Auth = DefaultAuthOptions()
+		}
 		if err := json.Unmarshal(b, c.Auth); err != nil {
 			return err
 		}
+	} else {
+		c.Auth = nil
 	}
 	return nil
 }

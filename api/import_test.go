@@ -36,3 +36,16 @@ func TestFieldErrorsMirrorInputIndexes(t *testing.T) {
 		map[string]any{"name": "bad name", "type": "text"},
 	}}).status(400).expect("data.fields.1.name.code", "validation_match_invalid")
 }
+
+// A PATCH that sends some auth options keeps the others (the SDK's
+// collections.update sends only what changes).
+func TestPatchAuthOptionsIsPartial(t *testing.T) {
+	ts := newTestServer(t)
+	ts.su("PATCH", "/api/collections/users", map[string]any{"otp": map[string]any{"enabled": true}}).status(200)
+	ts.su("PATCH", "/api/collections/users", map[string]any{"mfa": map[string]any{"duration": 900}}).status(200).
+		expect("otp.enabled", true).
+		expect("mfa.duration", 900).
+		expect("mfa.enabled", false).
+		expect("oauth2.mappedFields.avatarURL", "avatar").
+		expect("otp.length", 8)
+}

@@ -3,8 +3,8 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"hash/fnv"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"

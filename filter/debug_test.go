@@ -25,8 +25,8 @@ func explainDiff(t *testing.T, db *sql.DB, e Expr, env *Env, rc *strata.Record) 
 				return
 			}
 			var n int
-			vals := append(args.Values(), rc.ID())
-			if err := db.QueryRow(fmt.Sprintf("SELECT count(*) FROM items WHERE %s AND id = ?%d", where, len(vals)), vals...).Scan(&n); err != nil {
+			q, vals := args.Bind(fmt.Sprintf("SELECT count(*) FROM items WHERE %s AND id = %s", where, args.Add(rc.ID())))
+			if err := db.QueryRow(q, vals...).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			got, err := Eval(e, env, rc)

@@ -181,25 +181,79 @@ func (sqliteDialect) IsDistinct(a, b string, negate bool) string {
 }
 
 // Args accumulates the bind arguments of one SQL statement. Several Compile
-// and CompileSort calls may share one Args so that placeholders are numbered
-// across the whole statement ($1..$n on PostgreSQL). The zero value uses the
-// SQLite dialect.
+// and CompileSort calls may share one Args. Add hands out placeholder tokens
+// rather than final placeholders; Bind then numbers only the values the
+// finished statement really uses. The compiler may bind a literal and later
+// emit SQL that does not need it (comparisons with "" for example), and
+// PostgreSQL refuses a statement with a parameter it cannot type. The zero
+// value uses the SQLite dialect.
 type Args struct {
 	Dialect Dialect
-	values  []any
+	raw     []any
 }
 
-// Add appends a bind value and returns its placeholder.
+// Placeholder tokens: NUL, the value's index, SOH. Neither byte can occur
+// in SQL the compiler writes (identifiers are validated, text is bound).
+const (
+	tokOpen  = '\x00'
+	tokClose = '\x01'
+)
+
+// Add records a bind value and returns its placeholder token.
 func (a *Args) Add(v any) string {
+	a.raw = append(a.raw, v)
+	return string(rune(tokOpen)) + strconv.Itoa(len(a.raw)-1) + string(rune(tokClose))
+}
+
+// Len is the number of values added so far.
+func (a *Args) Len() int { return len(a.raw) }
+
+// Bind replaces the tokens in sql with the dialect's numbered placeholders
+// (typed ones where the dialect wants them), numbering values in order of
+// first use and dropping unused ones, and returns the statement and its
+// bind values.
+func (a *Args) Bind(sql string) (string, []any) {
 	d := a.Dialect
 	if d == nil {
 		d = SQLite
 	}
-	a.values = append(a.values, d.BindValue(v))
-	if tp, ok := d.(typedPlaceholders); ok {
-		return tp.typedPlaceholder(len(a.values), v)
+	tp, typed := d.(typedPlaceholders)
+	var b strings.Builder
+	b.Grow(len(sql))
+	var vals []any
+	pos := map[int]int{}
+	for {
+		i := strings.IndexByte(sql, tokOpen)
+		if i < 0 {
+			b.WriteString(sql)
+			break
+		}
+		j := strings.IndexByte(sql[i:], tokClose)
+		if j < 0 {
+			b.WriteString(sql)
+			break
+		}
+		n, err := strconv.Atoi(sql[i+1 : i+j])
+		if err != nil || n < 0 || n >= len(a.raw) {
+			b.WriteString(sql[:i+j+1])
+			sql = sql[i+j+1:]
+			continue
+		}
+		b.WriteString(sql[:i])
+		p, ok := pos[n]
+		if !ok {
+			vals = append(vals, d.BindValue(a.raw[n]))
+			p = len(vals)
+			pos[n] = p
+		}
+		if typed {
+			b.WriteString(tp.typedPlaceholder(p, a.raw[n]))
+		} else {
+			b.WriteString(d.Placeholder(p))
+		}
+		sql = sql[i+j+1:]
 	}
-	return d.Placeholder(len(a.values))
+	return b.String(), vals
 }
 
 // typedPlaceholders is implemented by dialects whose placeholders carry
@@ -208,11 +262,5 @@ func (a *Args) Add(v any) string {
 type typedPlaceholders interface {
 	typedPlaceholder(n int, v any) string
 }
-
-// Values returns the bind values in placeholder order.
-func (a *Args) Values() []any { return a.values }
-
-// Len is the number of bind values so far.
-func (a *Args) Len() int { return len(a.values) }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -137,7 +137,8 @@ func TestDifferential(t *testing.T) {
 			}
 			continue
 		}
-		rows, err := db.Query("SELECT id FROM items WHERE "+where, args.Values()...)
+		q, vals := args.Bind("SELECT id FROM items WHERE " + where)
+		rows, err := db.Query(q, vals...)
 		if err != nil {
 			t.Fatalf("%s\n%s: %v", src, where, err)
 		}

@@ -226,7 +226,8 @@ func (fx *fixture) query(tb testing.TB, coll *strata.Collection, src string, env
 		return nil, err
 	}
 	q := "SELECT `id` FROM `" + coll.Name + "` WHERE " + where
-	rows, err := fx.db.Query(q, args.Values()...)
+	q, vals := args.Bind(q)
+	rows, err := fx.db.Query(q, vals...)
 	if err != nil {
 		tb.Fatalf("%s\n%s\n%v", src, q, err)
 	}

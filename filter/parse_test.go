@@ -177,7 +177,8 @@ func FuzzCompile(f *testing.F) {
 		// with a deadline, and so does this test.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		rows, err := db.QueryContext(ctx, "SELECT id FROM items WHERE "+where, args.Values()...)
+		q, vals := args.Bind("SELECT id FROM items WHERE " + where)
+		rows, err := db.QueryContext(ctx, q, vals...)
 		if err != nil && ctx.Err() == nil {
 			t.Fatalf("%q\n%s: %v", src, where, err)
 		}

@@ -48,7 +48,8 @@ func TestCompileSort(t *testing.T) {
 			t.Errorf("%s: %v", tt.spec, err)
 			continue
 		}
-		rows, err := fx.db.Query("SELECT id FROM `posts` ORDER BY "+order, args.Values()...)
+		q, vals := args.Bind("SELECT id FROM `posts` ORDER BY " + order)
+		rows, err := fx.db.Query(q, vals...)
 		if err != nil {
 			t.Fatalf("%s: %s: %v", tt.spec, order, err)
 		}
@@ -76,7 +77,8 @@ func TestCompileSort(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id string
-	if err := fx.db.QueryRow("SELECT id FROM posts WHERE "+where+" ORDER BY "+order, args.Values()...).Scan(&id); err != nil || id != "p2" {
+	q, vals := args.Bind("SELECT id FROM posts WHERE " + where + " ORDER BY " + order)
+	if err := fx.db.QueryRow(q, vals...).Scan(&id); err != nil || id != "p2" {
 		t.Errorf("shared args: %q %v", id, err)
 	}
 }

@@ -115,7 +115,8 @@ func selectSQL(q *strata.RecordQuery, count bool) (string, []any, error) {
 			b.WriteString(" OFFSET " + args.Add(q.Offset))
 		}
 	}
-	return b.String(), args.Values(), nil
+	query, vals := args.Bind(b.String())
+	return query, vals, nil
 }
 
 func isJSONColumn(f *strata.Field) bool {

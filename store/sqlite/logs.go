@@ -318,8 +318,9 @@ func (l *LogStore) LogStats(ctx context.Context, filterExpr string) ([]strata.Lo
 		}
 		where = " WHERE " + cond
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT strftime('%Y-%m-%d %H:00:00', `+alias+`.created) AS hour, COUNT(*)
-		FROM _logs `+alias+where+` GROUP BY hour ORDER BY hour`, args.Values()...)
+	query, vals := args.Bind(`SELECT strftime('%Y-%m-%d %H:00:00', ` + alias + `.created) AS hour, COUNT(*)
+		FROM _logs ` + alias + where + ` GROUP BY hour ORDER BY hour`)
+	rows, err := l.db.QueryContext(ctx, query, vals...)
 	if err != nil {
 		return nil, translate(fmt.Errorf("log stats: %w", err), l.coll)
 	}

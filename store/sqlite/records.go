@@ -103,7 +103,8 @@ func selectSQL(q *strata.RecordQuery, count bool) (string, []any, error) {
 			b.WriteString(" LIMIT " + args.Add(limit) + " OFFSET " + args.Add(q.Offset))
 		}
 	}
-	return b.String(), args.Values(), nil
+	query, vals := args.Bind(b.String())
+	return query, vals, nil
 }
 
 func findRecords(ctx context.Context, db queryer, q *strata.RecordQuery) ([]*strata.Record, error) {
