@@ -2,6 +2,9 @@ package guard
 
 import (
 	"context"
+	"fmt"
+	"hash/maphash"
+	"strings"
 	"net"
 	"sync"
 	"testing"
@@ -66,14 +69,32 @@ func TestLocalForgetsPassedKeys(t *testing.T) {
 	clock := time.Unix(0, 0)
 	l.now = func() time.Time { return clock }
 	for i := range 1000 {
-		l.Allow(context.Background(), string(rune(i)), 10, time.Second)
+		l.Allow(context.Background(), fmt.Sprint("old", i), 10, time.Second)
 	}
+	if l.Len() != 1000 {
+		t.Fatalf("tracked %d keys, want 1000", l.Len())
+	}
+	// Two minutes on, each shard sweeps on its next use: use every shard
+	// once and the old keys, whose schedules have passed, must all be gone.
 	clock = clock.Add(2 * time.Minute)
-	for i := range 64 * 4 { // touch every shard so each sweeps
-		l.Allow(context.Background(), "fresh"+string(rune(i)), 10, time.Second)
+	swept := map[uint64]bool{}
+	for i := 0; len(swept) < len(l.shards); i++ {
+		key := fmt.Sprint("new", i)
+		shard := maphash.String(l.seed, key) % uint64(len(l.shards))
+		if !swept[shard] {
+			swept[shard] = true
+			l.Allow(context.Background(), key, 10, time.Second)
+		}
 	}
-	if n := l.Len(); n > 64*4 {
-		t.Fatalf("%d keys tracked after their schedules passed", n)
+	if n := l.Len(); n != len(l.shards) {
+		t.Fatalf("%d keys tracked after every shard swept, want only the %d just used", n, len(l.shards))
+	}
+	for i := range l.shards {
+		for k := range l.shards[i].tats {
+			if strings.HasPrefix(k, "old") {
+				t.Fatalf("key %s survived its sweep", k)
+			}
+		}
 	}
 }
 
