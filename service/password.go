@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -29,27 +31,49 @@ const (
 )
 
 // Hasher hashes and verifies passwords. A semaphore bounds how many hashes
-// run at once: each costs ~19 MiB and tens of milliseconds of CPU, so a flood
-// of sign-ins must queue instead of starving every other request.
+// run at once and a bounded wait bounds how many queue: each hash holds
+// 7 MiB and ~30 ms of a core, so a flood of sign-ins (from one address or
+// many) must be turned away cheaply instead of starving other requests.
 type Hasher struct {
-	sem chan struct{}
+	sem     chan struct{}
+	waiting atomic.Int32
+	maxWait int32
+	timeout time.Duration
 }
 
 // NewHasher returns a Hasher running at most n hashes concurrently
-// (0 = GOMAXPROCS).
+// (0 = half the CPUs, at least one: the other half keeps serving reads
+// during a sign-in flood).
 func NewHasher(n int) *Hasher {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	return &Hasher{sem: make(chan struct{}, n)}
+	return &Hasher{sem: make(chan struct{}, n), maxWait: int32(32 * n), timeout: 2 * time.Second}
 }
+
+// errHashBusy is the answer when the hashing queue is full or too slow.
+var errHashBusy = &strata.Error{Code: strata.EUnavailable, Message: "Too many concurrent sign-ins, try again later."}
 
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.sem <- struct{}{}:
 		return nil
+	default:
+	}
+	if h.waiting.Add(1) > h.maxWait {
+		h.waiting.Add(-1)
+		return errHashBusy
+	}
+	defer h.waiting.Add(-1)
+	t := time.NewTimer(h.timeout)
+	defer t.Stop()
+	select {
+	case h.sem <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errHashBusy
 	case <-ctx.Done():
-		return &strata.Error{Code: strata.EUnavailable, Message: "Too many concurrent sign-ins, try again.", Err: ctx.Err()}
+		return &strata.Error{Code: strata.EUnavailable, Message: "Too many concurrent sign-ins, try again later.", Err: ctx.Err()}
 	}
 }
 
