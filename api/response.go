@@ -105,6 +105,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.DebugContext(r.Context(), "request rejected", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
+		// Overload answers always say when to come back.
+		w.Header().Set("Retry-After", "1")
+	}
 	writeRaw(w, status, body)
 }
 
