@@ -168,8 +168,10 @@ func (a *App) findByID(ctx context.Context, c *strata.Collection, id string) (*s
 	v, err, _ := a.flights.Do(c.ID+"/"+id, func() (any, error) {
 		gen := a.cache.Generation()
 		// Shared by every caller waiting on this key: one caller going
-		// away must not fail the others.
-		r, err := a.findAllowed(context.WithoutCancel(ctx), a.store, nil, c, id, nil)
+		// away must not fail the others. What is cached is served to every
+		// caller until the next write, so it is read from the primary: a
+		// replica might still hold an older version (or none).
+		r, err := a.findAllowed(strata.WithReadAfter(context.WithoutCancel(ctx), strata.ReadLatest), a.store, nil, c, id, nil)
 		if err == nil && r != nil {
 			a.cache.Fill(c.ID, id, r, gen)
 		}

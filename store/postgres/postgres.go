@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +42,27 @@ type Options struct {
 	MaxConns int32
 	// StatementTimeout bounds every statement; 0 means 30s, negative none.
 	StatementTimeout time.Duration
+
+	// Replicas are DSNs of streaming replicas of the primary. Reads go to
+	// them when they have replayed past the caller's consistency token
+	// (see replica.go); every write then reports its token.
+	Replicas []string
+	// ReplicaMaxConns is each replica's pool size; 0 means MaxConns.
+	ReplicaMaxConns int32
+	// MaxReplicaLag takes a replica out while it lags more; 0 means 10s.
+	MaxReplicaLag time.Duration
+	// ReplicaCheckEvery is how often lag and health are measured; 0 means 500ms.
+	ReplicaCheckEvery time.Duration
+	// ReplicaRetry is how long a failed replica stays out; 0 means 5s.
+	ReplicaRetry time.Duration
+	// Logger receives replica state changes; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Store is a strata.Store on one PostgreSQL database (the primary).
 type Store struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	replicas *replicaSet // nil without replicas
 }
 
 var _ strata.Store = (*Store)(nil)
@@ -79,11 +96,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if len(opts.Replicas) > 0 {
+		if s.replicas, err = newReplicaSet(ctx, pool, cfg, opts); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
-// Close closes the pool.
+// Close stops the health loop and closes the pools.
 func (s *Store) Close() error {
+	if s.replicas != nil {
+		s.replicas.close()
+	}
 	s.pool.Close()
 	return nil
 }
@@ -160,24 +186,41 @@ type db interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// FindRecords implements strata.Reader.
-func (s *Store) FindRecords(ctx context.Context, q *strata.RecordQuery) ([]*strata.Record, error) {
-	return findRecords(ctx, s.pool, q)
+// FindRecords implements strata.Reader; it may be served by a replica.
+func (s *Store) FindRecords(ctx context.Context, q *strata.RecordQuery) (out []*strata.Record, err error) {
+	err = s.read(ctx, func(d db) error {
+		var err error
+		out, err = findRecords(ctx, d, q)
+		return err
+	})
+	return out, err
 }
 
-// CountRecords implements strata.Reader.
-func (s *Store) CountRecords(ctx context.Context, q *strata.RecordQuery) (int, error) {
-	return countRecords(ctx, s.pool, q)
+// CountRecords implements strata.Reader; it may be served by a replica.
+func (s *Store) CountRecords(ctx context.Context, q *strata.RecordQuery) (n int, err error) {
+	err = s.read(ctx, func(d db) error {
+		var err error
+		n, err = countRecords(ctx, d, q)
+		return err
+	})
+	return n, err
 }
 
-// Setting implements strata.Reader.
+// Setting implements strata.Reader. Settings are read from the primary:
+// they are read rarely, right after they change.
 func (s *Store) Setting(ctx context.Context, key string) (json.RawMessage, bool, error) {
 	return setting(ctx, s.pool, key)
 }
 
-// Changes implements strata.Reader.
-func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]strata.Change, error) {
-	return changes(ctx, s.pool, after, limit)
+// Changes implements strata.Reader; it may be served by a replica, which
+// replays the log in commit order too, so a tail never skips an entry.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) (out []strata.Change, err error) {
+	err = s.read(ctx, func(d db) error {
+		var err error
+		out, err = changes(ctx, d, after, limit)
+		return err
+	})
+	return out, err
 }
 
 // Collections implements strata.Store.
@@ -206,7 +249,12 @@ func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
 // log entries it produced are appended just before COMMIT (see the package
 // doc for why).
 func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) (_ []strata.Change, err error) {
-	ptx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, translate(fmt.Errorf("begin: %w", err), nil)
+	}
+	defer conn.Release()
+	ptx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, translate(fmt.Errorf("begin: %w", err), nil)
 	}
@@ -224,6 +272,9 @@ func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) (_ []strata
 	}
 	if err := ptx.Commit(ctx); err != nil {
 		return nil, translate(fmt.Errorf("commit: %w", err), nil)
+	}
+	if s.replicas != nil {
+		s.writeToken(ctx, conn)
 	}
 	return t.changes, nil
 }
