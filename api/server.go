@@ -99,6 +99,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
 	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
 	s.authFlowRoutes()
+	s.backupRoutes()
 
 	m.HandleFunc("POST /api/batch", s.batch)
 

@@ -1,0 +1,157 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/strata-run/strata/api"
+	"github.com/strata-run/strata/bench"
+	"github.com/strata-run/strata/cache"
+	"github.com/strata-run/strata/service"
+	"github.com/strata-run/strata/store/sqlite"
+)
+
+func TestPacer(t *testing.T) {
+	p := bench.Pacer{Rate: 2000}
+	if got := p.Offset(0); got != 0 {
+		t.Fatalf("Offset(0) = %v", got)
+	}
+	if got := p.Offset(2000); got != time.Second {
+		t.Fatalf("Offset(2000) = %v", got)
+	}
+	if got := p.Offset(1); got != 500*time.Microsecond {
+		t.Fatalf("Offset(1) = %v", got)
+	}
+	// Due counts the requests scheduled in [0, elapsed].
+	for _, c := range []struct {
+		el   time.Duration
+		want int64
+	}{{-1, 0}, {0, 1}, {499 * time.Microsecond, 1}, {500 * time.Microsecond, 2}, {time.Second - 1, 2000}} {
+		if got := p.Due(c.el); got != c.want {
+			t.Errorf("Due(%v) = %d, want %d", c.el, got, c.want)
+		}
+	}
+	for s, want := range map[string]float64{"2000/s": 2000, "2000": 2000, "120/m": 2, "5/100ms": 50} {
+		if got, err := bench.ParseRate(s); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "-1/s", "x/s", "10/parsec"} {
+		if _, err := bench.ParseRate(s); err == nil {
+			t.Errorf("ParseRate(%q) accepted", s)
+		}
+	}
+}
+
+// TestPercentileMath checks the HDR setup the recorder uses (µs, 3
+// significant digits) on a known uniform distribution.
+func TestPercentileMath(t *testing.T) {
+	h := hdrhistogram.New(1, int64(5*time.Minute/time.Microsecond), 3)
+	for v := int64(1); v <= 10000; v++ {
+		h.RecordValue(v * 100) // 0.1 ms … 1000 ms
+	}
+	for q, want := range map[float64]int64{50: 500_000, 90: 900_000, 99: 990_000, 99.9: 999_000, 100: 1_000_000} {
+		got := h.ValueAtQuantile(q)
+		if d := float64(got-want) / float64(want); d < -0.001 || d > 0.001 {
+			t.Errorf("p%v = %d µs, want %d ±0.1%%", q, got, want)
+		}
+	}
+}
+
+func startStrata(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "data.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.UpsertSuperuser(ctx, "bench@strata.test", "bench-pass-123"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(app, api.Options{}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestRunAgainstStrata(t *testing.T) {
+	url := startStrata(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		cfg  bench.Config
+	}{
+		{"closed-view", bench.Config{Scenario: "view", Duration: 2 * time.Second, Concurrency: 8}},
+		{"open-mixed", bench.Config{Duration: 2 * time.Second, Rate: 200, Concurrency: 50}},
+	} {
+		cfg := c.cfg
+		cfg.URL, cfg.Email, cfg.Password, cfg.Records = url, "bench@strata.test", "bench-pass-123", 100
+		var progress bytes.Buffer
+		cfg.Progress = &progress
+		res, err := bench.Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		out := filepath.Join(dir, c.name+".json")
+		if err := res.WriteJSON(out); err != nil {
+			t.Fatal(err)
+		}
+		// Validate the JSON as a consumer would.
+		raw, _ := os.ReadFile(out)
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"tool", "scenario", "mode", "requests", "throughput", "latency", "percentiles", "timeline", "ops", "statuses"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s: result has no %q", c.name, k)
+			}
+		}
+		back, err := bench.ReadResult(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := back.Latency
+		if back.Requests < 50 || back.Errors != 0 || !(l.Min <= l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) || len(back.Timeline) < 2 {
+			t.Fatalf("%s: implausible result %+v (errors %v)", c.name, back, back.ErrorSamples)
+		}
+		if cfg.Rate > 0 {
+			// 2 s at 200/s is 400 requests, all sent on schedule.
+			if back.Mode != "open" || back.Requests+back.Missed != 400 {
+				t.Fatalf("open loop: mode %s, %d requests + %d missed", back.Mode, back.Requests, back.Missed)
+			}
+			if len(back.Ops) != 4 {
+				t.Fatalf("mixed ops = %v", back.Ops)
+			}
+		}
+		if !strings.Contains(progress.String(), "req/s") {
+			t.Errorf("%s: no progress line: %q", c.name, progress.String())
+		}
+		var html bytes.Buffer
+		if err := back.RenderHTML(&html); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(html.String(), "<svg"); n != 3 || strings.Contains(html.String(), "http://cdn") {
+			t.Fatalf("html report has %d charts", n)
+		}
+		var cmp bytes.Buffer
+		bench.Compare(&cmp, back, back)
+		if !strings.Contains(cmp.String(), "1.000") {
+			t.Fatalf("compare: %s", cmp.String())
+		}
+		t.Logf("%s: %d req, %.0f req/s, p50 %.2fms p99 %.2fms", c.name, back.Requests, back.Throughput, l.P50, l.P99)
+	}
+}
