@@ -96,6 +96,10 @@ Run "strata <command> -h" for the flags of a command.
 type storeConfig struct {
 	Dir string
 	DB  string // empty: SQLite in Dir; postgres://…: PostgreSQL
+	// Replicas are streaming replicas of DB that serve reads (PostgreSQL
+	// only); MaxReplicaLag takes one out while it lags more.
+	Replicas      replicaList
+	MaxReplicaLag time.Duration
 
 	// registry, when set (by serve), receives the store and cache metrics.
 	registry prometheus.Registerer
@@ -106,6 +110,48 @@ func (c *storeConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Dir, "dir", c.Dir, "data directory (env STRATA_DIR)")
 	c.DB = envOr("STRATA_DB", "")
 	fs.StringVar(&c.DB, "db", c.DB, "database: empty for SQLite in --dir, or a postgres:// URL (env STRATA_DB)")
+	if v := envOr("STRATA_DB_REPLICAS", ""); v != "" {
+		for _, dsn := range strings.Split(v, ",") {
+			if err := c.Replicas.Set(dsn); err != nil {
+				fmt.Fprintf(os.Stderr, "STRATA_DB_REPLICAS: %v\n", err)
+			}
+		}
+		c.Replicas.fromEnv = true
+	}
+	fs.Var(&c.Replicas, "db-replica", "postgres:// URL of a read replica of --db; repeatable (env STRATA_DB_REPLICAS, comma-separated)")
+	c.MaxReplicaLag = 10 * time.Second
+	if v := envOr("STRATA_DB_REPLICA_MAX_LAG", ""); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.MaxReplicaLag = d
+		}
+	}
+	fs.DurationVar(&c.MaxReplicaLag, "db-replica-max-lag", c.MaxReplicaLag, "take a replica out of reads while it lags more (env STRATA_DB_REPLICA_MAX_LAG)")
+}
+
+// replicaList is a repeatable flag of replica URLs; a flag given on the
+// command line replaces the list from the environment.
+type replicaList struct {
+	urls    []string
+	fromEnv bool
+}
+
+func (l *replicaList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.urls, ",")
+}
+
+func (l *replicaList) Set(v string) error {
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+		return errors.New("want a postgres:// URL")
+	}
+	if l.fromEnv {
+		l.urls, l.fromEnv = nil, false
+	}
+	l.urls = append(l.urls, v)
+	return nil
 }
 
 func envOr(key, def string) string {
@@ -126,9 +172,13 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	case c.DB == "":
 		st, err = sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{Registerer: c.registry})
 	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
-		st, err = postgres.Open(ctx, c.DB, postgres.Options{})
+		st, err = postgres.Open(ctx, c.DB, postgres.Options{Replicas: c.Replicas.urls, MaxReplicaLag: c.MaxReplicaLag, Logger: log})
 	default:
 		err = errors.New("--db: want empty (SQLite in --dir) or a postgres:// URL")
+	}
+	if err == nil && c.DB == "" && len(c.Replicas.urls) > 0 {
+		st.Close()
+		err = errors.New("--db-replica needs --db postgres://…")
 	}
 	if err != nil {
 		return nil, nil, err
