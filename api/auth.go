@@ -24,12 +24,13 @@ func (s *Server) authMethods(w http.ResponseWriter, r *http.Request) {
 		}
 		return 0
 	}
+	oauth2, authProviders := oauth2AuthMethods(o.OAuth2.Enabled, s.app.OAuth2Starts(r.Context(), c))
 	writeJSON(w, r, http.StatusOK, map[string]any{
 		"password":         map[string]any{"enabled": o.PasswordAuth.Enabled, "identityFields": fields},
-		"oauth2":           map[string]any{"enabled": false, "providers": []any{}},
+		"oauth2":           oauth2,
 		"mfa":              map[string]any{"enabled": o.MFA.Enabled, "duration": duration(o.MFA.Enabled, o.MFA.Duration)},
 		"otp":              map[string]any{"enabled": o.OTP.Enabled, "duration": duration(o.OTP.Enabled, o.OTP.Duration)},
-		"authProviders":    nil,
+		"authProviders":    authProviders,
 		"usernamePassword": o.PasswordAuth.Enabled && contains(fields, "username"),
 		"emailPassword":    o.PasswordAuth.Enabled && contains(fields, "email"),
 	})
@@ -90,6 +91,11 @@ func (s *Server) authRefresh(w http.ResponseWriter, r *http.Request) {
 // writeAuth sends {token, record}; the record is seen by its own owner, so
 // the email is always included.
 func (s *Server) writeAuth(w http.ResponseWriter, r *http.Request, res *service.AuthResult) {
+	s.writeAuthMeta(w, r, res, nil)
+}
+
+// writeAuthMeta is writeAuth with OAuth2's "meta" when meta is non-nil.
+func (s *Server) writeAuthMeta(w http.ResponseWriter, r *http.Request, res *service.AuthResult, meta *service.OAuth2Meta) {
 	req := requestInfo(r)
 	req.Auth = res.Record
 	if err := s.app.Expand(r.Context(), req, []*strata.Record{res.Record}, r.URL.Query().Get("expand")); err != nil {
@@ -101,7 +107,11 @@ func (s *Server) writeAuth(w http.ResponseWriter, r *http.Request, res *service.
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, map[string]any{"token": res.Token, "record": rec})
+	out := map[string]any{"token": res.Token, "record": rec}
+	if meta != nil {
+		out["meta"] = meta
+	}
+	writeJSON(w, r, http.StatusOK, out)
 }
 
 func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) {

@@ -98,6 +98,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/collections/{collection}/auth-methods", s.authMethods)
 	m.HandleFunc("POST /api/collections/{collection}/auth-with-password", s.authWithPassword)
 	m.HandleFunc("POST /api/collections/{collection}/auth-refresh", s.authRefresh)
+	m.HandleFunc("POST /api/collections/{collection}/auth-with-oauth2", s.authWithOAuth2)
+	m.HandleFunc("GET /api/collections/meta/oauth2-providers", s.oauth2Providers)
 	s.authFlowRoutes()
 	s.backupRoutes()
 
