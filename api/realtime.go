@@ -21,6 +21,34 @@ func (s *Server) EnableRealtime(hub *realtime.Hub) {
 	s.mux.HandleFunc("POST /api/realtime", func(w http.ResponseWriter, r *http.Request) {
 		s.realtimeSubscribe(hub, w, r)
 	})
+	s.mux.HandleFunc("GET /api/realtime/ws", func(w http.ResponseWriter, r *http.Request) {
+		s.realtimeWebSocket(hub, w, r)
+	})
+}
+
+// realtimeWebSocket serves the WebSocket transport (docs/realtime.md):
+// PocketBase's realtime semantics as JSON messages on one socket.
+func (s *Server) realtimeWebSocket(hub *realtime.Hub, w http.ResponseWriter, r *http.Request) {
+	c, err := hub.Connect(s.clientIP(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if v := r.URL.Query().Get("resume"); v != "" {
+		if err := c.ResumeFrom(v); err != nil {
+			c.Close()
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	c.ServeWS(w, r, realtime.WSOptions{
+		Auth:         requestInfo(r).Auth,
+		Authenticate: s.app.Authenticate,
+		Error: func(err error) (int, any) {
+			status, body := errorResponse(err)
+			return status, body
+		},
+	})
 }
 
 // realtimeConnect opens an SSE stream (API.md §8.1). No auth is read: the
@@ -30,6 +58,18 @@ func (s *Server) realtimeConnect(hub *realtime.Hub, w http.ResponseWriter, r *ht
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	// Strata extensions (docs/realtime.md): ?resume=<cursor> replays what
+	// was missed, ?cursors=1 only asks for cursors. The SDKs send neither.
+	q := r.URL.Query()
+	if v := q.Get("resume"); v != "" {
+		if err := c.ResumeFrom(v); err != nil {
+			c.Close()
+			s.writeError(w, r, err)
+			return
+		}
+	} else if q.Get("cursors") == "1" {
+		c.EnableCursors()
 	}
 	c.Serve(w, r)
 }
@@ -53,7 +93,8 @@ func (s *Server) realtimeSubscribe(hub *realtime.Hub, w http.ResponseWriter, r *
 	case string:
 		topics = []string{v}
 	}
-	if err := hub.Subscribe(id, s.clientIP(r), requestInfo(r).Auth, topics); err != nil {
+	resume, _ := b.values["resume"].(string)
+	if err := hub.SubscribeFrom(id, s.clientIP(r), requestInfo(r).Auth, topics, resume); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

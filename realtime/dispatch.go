@@ -27,6 +27,7 @@ func (h *Hub) Run(ctx context.Context) {
 		}
 		next, err = h.logEnd(ctx)
 	}
+	h.pos.Store(next)
 	next++
 	pending := map[int64]strata.Change{}
 	gap := time.NewTimer(time.Hour)
@@ -53,6 +54,8 @@ func (h *Hub) Run(ctx context.Context) {
 			next = h.catchUp(ctx, next, pending)
 		case <-poll.C:
 			next = h.catchUp(ctx, next, pending)
+		case <-h.resumeWake:
+			h.runResumes(ctx)
 		}
 		if len(pending) > 0 && !gapArmed {
 			gap.Reset(h.cfg.GapWait)
@@ -143,30 +146,37 @@ func (h *Hub) dispatch(ctx context.Context, changes []strata.Change) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, ch := range changes {
-		c := h.app.Collection(ch.CollectionID)
-		if c == nil || len(ch.Record) == 0 {
-			continue
-		}
-		if c.IsAuth() && ch.Action != strata.ActionCreate {
-			h.rebind(c, ch)
-		}
-		groups := h.match(c, ch)
-		if len(groups) == 0 {
-			continue
-		}
-		rec, err := decodeRecord(c, ch.Record)
-		if err != nil {
-			h.log.Warn("realtime: skip change", "seq", ch.Seq, "err", err)
-			continue
-		}
-		for _, g := range groups {
-			h.deliver(ctx, c, rec, ch.Action, g)
-		}
+		h.dispatchOne(ctx, ch)
+		h.pos.Store(ch.Seq)
 	}
 }
 
-// match finds the local subscriptions a change concerns, grouped.
-func (h *Hub) match(c *strata.Collection, ch strata.Change) []*group {
+func (h *Hub) dispatchOne(ctx context.Context, ch strata.Change) {
+	c := h.app.Collection(ch.CollectionID)
+	if c == nil || len(ch.Record) == 0 {
+		return
+	}
+	if c.IsAuth() && ch.Action != strata.ActionCreate {
+		h.rebind(c, ch)
+	}
+	groups := h.match(c, ch, nil)
+	if len(groups) == 0 {
+		return
+	}
+	rec, err := decodeRecord(c, ch.Record)
+	if err != nil {
+		h.log.Warn("realtime: skip change", "seq", ch.Seq, "err", err)
+		return
+	}
+	for _, g := range groups {
+		h.deliver(ctx, c, rec, ch, g, (*Client).send)
+	}
+}
+
+// match finds the local subscriptions a change concerns, grouped. With
+// only set, just that client's (a replay); otherwise every client's that
+// is not waiting for a replay and has not resumed past ch.
+func (h *Hub) match(c *strata.Collection, ch strata.Change, only *Client) []*group {
 	keys := [2]string{lower(c.ID), lower(c.Name)}
 	byKey := map[string]*group{}
 	var out []*group
@@ -177,6 +187,12 @@ func (h *Hub) match(c *strata.Collection, ch strata.Change) []*group {
 			break
 		}
 		for cl := range h.index[k] {
+			if only != nil && cl != only {
+				continue
+			}
+			if only == nil && (cl.resume == resumeWait || cl.resume == resumeQueued || ch.Seq <= cl.floor) {
+				continue
+			}
 			for _, s := range cl.subs {
 				if s.collection != k || (s.recordID != "" && s.recordID != ch.RecordID) {
 					continue
@@ -202,7 +218,8 @@ func (h *Hub) match(c *strata.Collection, ch strata.Change) []*group {
 }
 
 // deliver checks a group's access to rec and sends it the event.
-func (h *Hub) deliver(ctx context.Context, c *strata.Collection, rec *strata.Record, action string, g *group) {
+func (h *Hub) deliver(ctx context.Context, c *strata.Collection, rec *strata.Record, ch strata.Change, g *group, emit func(*Client, event)) {
+	action := ch.Action
 	req := &strata.RequestInfo{Auth: g.auth, Method: "GET", Context: strata.ContextRealtime,
 		Query: g.sub.query, Headers: g.sub.headers}
 	rule := c.ViewRule
@@ -224,7 +241,7 @@ func (h *Hub) deliver(ctx context.Context, c *strata.Collection, rec *strata.Rec
 		return
 	}
 	for _, m := range g.members {
-		m.c.send(event{name: m.sub.name, data: data})
+		emit(m.c, event{name: m.sub.name, data: data, seq: ch.Seq})
 	}
 }
 

@@ -54,7 +54,13 @@ type Config struct {
 	// 100ms); Poll is how often the hub reads the log anyway, to see
 	// writes that never reached its bus (default 2s).
 	GapWait, Poll time.Duration
-	Logger        *slog.Logger
+	// ResumeWindow is how many changes (of all collections) a resuming
+	// client may be behind (default 10000); ResumeMaxAge how old the first
+	// change it missed may be (default 15m). Beyond either, or when more
+	// than ClientBuffer events would be replayed, it gets PB_RESYNC.
+	ResumeWindow int64
+	ResumeMaxAge time.Duration
+	Logger       *slog.Logger
 }
 
 // NodeIDLen is the length of the node prefix of client ids.
@@ -85,6 +91,12 @@ func (c *Config) defaults() {
 	if c.Poll <= 0 {
 		c.Poll = 2 * time.Second
 	}
+	if c.ResumeWindow <= 0 {
+		c.ResumeWindow = 10000
+	}
+	if c.ResumeMaxAge <= 0 {
+		c.ResumeMaxAge = 15 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -114,15 +126,23 @@ type Hub struct {
 	index  map[string]map[*Client]struct{}
 	closed bool
 
+	// pos is the Seq of the last change dispatched: every event for a
+	// change up to pos is in its clients' queues.
+	pos atomic.Int64
+	// resumeQ holds clients whose replay the Run loop must do.
+	rmu        sync.Mutex
+	resumeQ    []*Client
+	resumeWake chan struct{}
+
 	// Counters for tests and metrics.
-	delivered, evicted atomic.Int64
+	delivered, evicted, resumed, resynced, connects atomic.Int64
 }
 
 // New returns a hub delivering the changes published on bus.
 func New(app *service.App, bus strata.Bus, cfg Config) *Hub {
 	cfg.defaults()
 	return &Hub{app: app, bus: bus, cfg: cfg, log: cfg.Logger, clients: map[string]*Client{},
-		perIP: map[string]int{}, index: map[string]map[*Client]struct{}{}}
+		perIP: map[string]int{}, index: map[string]map[*Client]struct{}{}, resumeWake: make(chan struct{}, 1)}
 }
 
 // NodeID returns the prefix of the client ids this hub issues.
@@ -164,10 +184,30 @@ type Client struct {
 	once   sync.Once
 	reason string // why done was closed; written before close(done)
 
+	// cursors: the client asked for change-log cursors (?resume= or
+	// ?cursors=1): its events carry "cursor" and idle heartbeats become
+	// PB_CURSOR events.
+	cursors atomic.Bool
+
 	// Guarded by hub.mu.
 	auth *strata.Record
 	subs []*subscription
+	// resume is the state of a requested replay: resumeNone, resumeWait
+	// (a cursor is set, waiting for subscriptions; live events are held
+	// back), resumeQueued (the Run loop will replay), resumeDone.
+	resume     uint8
+	resumeFrom int64
+	// floor: changes up to this Seq are not delivered live (the client
+	// resumed from a cursor ahead of this node).
+	floor int64
 }
+
+const (
+	resumeNone uint8 = iota
+	resumeWait
+	resumeQueued
+	resumeDone
+)
 
 // ID returns the client id (the SSE id of every message).
 func (c *Client) ID() string { return c.id }
@@ -175,6 +215,7 @@ func (c *Client) ID() string { return c.id }
 type event struct {
 	name string // the subscription string, byte for byte
 	data string // shared by every client of a group
+	seq  int64  // the change's Seq (0: not a change event)
 }
 
 // subscription is one parsed topic.
@@ -206,6 +247,7 @@ func (h *Hub) Connect(ip string) (*Client, error) {
 	}
 	h.clients[c.id] = c
 	h.perIP[ip]++
+	h.connects.Add(1)
 	return c, nil
 }
 
@@ -264,6 +306,22 @@ var (
 // the first authenticated request binds the stream to that identity, and
 // a later request with another identity is refused.
 func (h *Hub) Subscribe(clientID, ip string, auth *strata.Record, topics []string) error {
+	return h.SubscribeFrom(clientID, ip, auth, topics, "")
+}
+
+// SubscribeFrom is Subscribe with a resume cursor (docs/realtime.md): when
+// resume is set and the client has not resumed yet, the changes after the
+// cursor that these subscriptions would have delivered are replayed
+// before any live event, or PB_RESYNC is sent when the cursor is outside
+// the window.
+func (h *Hub) SubscribeFrom(clientID, ip string, auth *strata.Record, topics []string, resume string) error {
+	var from int64
+	if resume != "" {
+		var err error
+		if from, err = ParseResume(resume); err != nil {
+			return err
+		}
+	}
 	switch {
 	case clientID == "":
 		return strata.ValidationError("Something went wrong while processing your request.", map[string]any{
@@ -298,6 +356,9 @@ func (h *Hub) Subscribe(clientID, ip string, auth *strata.Record, topics []strin
 	if c.ip != ip {
 		return errOtherIP
 	}
+	if auth == inheritAuth {
+		auth = c.auth // a WebSocket message without authorization
+	}
 	switch {
 	case c.auth == nil:
 		c.auth = auth // a guest stream may be upgraded
@@ -305,6 +366,14 @@ func (h *Hub) Subscribe(clientID, ip string, auth *strata.Record, topics []strin
 		return errAuthMismatch
 	default:
 		c.auth = auth // same identity: keep the freshest copy
+	}
+	if resume != "" && c.resume == resumeNone {
+		c.resume, c.resumeFrom = resumeWait, from
+		c.cursors.Store(true)
+	}
+	if c.resume == resumeWait {
+		c.resume = resumeQueued
+		h.queueResume(c)
 	}
 	h.unindex(c)
 	c.subs = subs

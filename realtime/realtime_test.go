@@ -147,6 +147,8 @@ type sse struct {
 	events chan msg
 	cancel context.CancelFunc
 	header http.Header
+	first  msg
+	closed chan struct{} // the reader has stopped
 }
 
 type msg struct {
@@ -155,8 +157,18 @@ type msg struct {
 
 func (e *env) connect() *sse {
 	e.tb.Helper()
+	return e.connectQuery("")
+}
+
+// connectQuery opens a stream with a query string ("resume=12").
+func (e *env) connectQuery(query string) *sse {
+	e.tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/api/realtime", nil)
+	url := e.srv.URL + "/api/realtime"
+	if query != "" {
+		url += "?" + query
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
@@ -167,7 +179,9 @@ func (e *env) connect() *sse {
 		e.tb.Fatalf("connect = %d", res.StatusCode)
 	}
 	s := &sse{events: make(chan msg, 10000), cancel: cancel, header: res.Header}
+	s.closed = make(chan struct{})
 	go func() {
+		defer close(s.closed)
 		defer res.Body.Close()
 		defer close(s.events)
 		sc := bufio.NewScanner(res.Body)
@@ -195,6 +209,7 @@ func (e *env) connect() *sse {
 		e.tb.Fatalf("first event %q", first.event)
 	}
 	s.id = first.id
+	s.first = first
 	e.tb.Cleanup(cancel)
 	return s
 }

@@ -24,7 +24,9 @@ func (c *Client) Serve(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	buf := make([]byte, 0, 256)
-	buf = appendFrame(buf, c.id, "PB_CONNECT", `{"clientId":"`+c.id+`"}`)
+	buf = appendFrame(buf, c.id, "PB_CONNECT", `{"clientId":"`+c.id+`","cursor":"`+FormatCursor(c.Cursor())+`"}`)
+	// sent is the highest cursor this stream has written.
+	var sent int64
 	write := func(b []byte, timeout time.Duration) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
 		if _, err := w.Write(b); err != nil {
@@ -47,7 +49,25 @@ func (c *Client) Serve(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		case <-heartbeat.C:
-			if !write([]byte(":\n\n"), h.cfg.WriteTimeout) {
+			frame := []byte(":\n\n")
+			if c.cursors.Load() {
+				// Read the cursor before draining: every event up to it
+				// is then written before PB_CURSOR is.
+				cur := c.Cursor()
+				buf = buf[:0]
+				for _, ev := range c.take() {
+					buf = appendFrame(buf, c.id, ev.name, c.withCursor(ev))
+					sent = max(sent, ev.seq)
+				}
+				if cur > sent {
+					sent = cur
+					buf = appendFrame(buf, c.id, "PB_CURSOR", `{"cursor":"`+FormatCursor(cur)+`"}`)
+				}
+				if len(buf) > 0 {
+					frame = buf
+				}
+			}
+			if !write(frame, h.cfg.WriteTimeout) {
 				return
 			}
 		case <-c.wake:
@@ -57,7 +77,8 @@ func (c *Client) Serve(w http.ResponseWriter, r *http.Request) {
 			}
 			buf = buf[:0]
 			for _, ev := range evs {
-				buf = appendFrame(buf, c.id, ev.name, ev.data)
+				buf = appendFrame(buf, c.id, ev.name, c.withCursor(ev))
+				sent = max(sent, ev.seq)
 			}
 			if !write(buf, h.cfg.WriteTimeout) {
 				return

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"strconv"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
@@ -21,7 +23,18 @@ func withRealtime(ctx context.Context, app *service.App, s *api.Server, log *slo
 	if app.Bus() == nil {
 		return s
 	}
-	hub := realtime.New(app, app.Bus(), realtime.Config{Logger: log})
+	cfg := realtime.Config{Logger: log}
+	// STRATA_REALTIME_CLIENTS_PER_IP raises (or, negative, lifts) the
+	// per-address stream limit: a local load generator is one address.
+	if v := os.Getenv("STRATA_REALTIME_CLIENTS_PER_IP"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			log.Warn("ignoring STRATA_REALTIME_CLIENTS_PER_IP", "value", v)
+		} else {
+			cfg.MaxClientsPerIP = n
+		}
+	}
+	hub := realtime.New(app, app.Bus(), cfg)
 	s.EnableRealtime(hub)
 	go hub.Run(ctx)
 	return s
