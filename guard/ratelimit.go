@@ -41,6 +41,10 @@ func gcra(now, tat time.Time, max int, window time.Duration) (Decision, time.Tim
 		return Decision{Allowed: true, Remaining: 0}, tat
 	}
 	interval := window / time.Duration(max)
+	if interval <= 0 {
+		// More requests than nanoseconds in the window: no real limit.
+		return Decision{Allowed: true, Remaining: max - 1}, tat
+	}
 	if tat.Before(now) {
 		tat = now
 	}

@@ -83,6 +83,10 @@ func (r *Redis) Allow(ctx context.Context, key string, max int, window time.Dura
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	interval := window.Microseconds() / int64(max)
+	if interval <= 0 {
+		// Finer than Redis's microsecond clock: no real limit.
+		return Decision{Allowed: true, Remaining: max - 1}
+	}
 	res, err := gcraScript.Run(ctx, r.client, []string{r.prefix + key}, interval, window.Microseconds()).Int64Slice()
 	if err != nil || len(res) != 3 {
 		if r.downUntil.Swap(time.Now().Add(r.cooldown).UnixNano()) < time.Now().UnixNano() {

@@ -1,0 +1,315 @@
+package guard
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Priority orders requests for load shedding: when the node is over its
+// concurrency limit, lower priorities are refused first.
+type Priority uint8
+
+// Priorities, from the first shed to the never shed.
+const (
+	// PriorityList is for expensive reads: lists, searches, batches.
+	PriorityList Priority = iota
+	// PriorityWrite is for creates, updates and deletes.
+	PriorityWrite
+	// PriorityRead is for cheap reads, mostly served from the cache.
+	PriorityRead
+	// PriorityCritical is never shed or queued: health and readiness
+	// checks, metrics, superusers.
+	PriorityCritical
+)
+
+var priorityNames = [...]string{"list", "write", "read", "critical"}
+
+// String is the priority's metric label.
+func (p Priority) String() string {
+	if int(p) < len(priorityNames) {
+		return priorityNames[p]
+	}
+	return "unknown"
+}
+
+// share is the fraction of the limit each priority may fill: lists stop
+// being admitted first, reads keep the whole limit, so under pressure the
+// node keeps serving reads of cached data while it refuses lists.
+var share = [PriorityCritical]float64{PriorityList: 0.7, PriorityWrite: 0.85, PriorityRead: 1}
+
+// ConcurrencyOptions configure a Concurrency limiter. Zero values take the
+// defaults.
+type ConcurrencyOptions struct {
+	InitialLimit int           // starting limit (default 32)
+	MinLimit     int           // the limit never drops below (default 4)
+	MaxLimit     int           // the limit never grows above (default 1000)
+	MaxWait      time.Duration // how long a request may queue (default 50ms; negative: no queue)
+	MaxQueue     int           // how many requests may queue at once (default 256)
+	// Tolerance is how much slower than its long-run average the node may
+	// get before the limit shrinks (default 1.5: 50% slower).
+	Tolerance float64
+}
+
+// Concurrency is an adaptive concurrency limit for one node, in the style
+// of Netflix's gradient limiter: it compares the recent latency of admitted
+// requests with its long-run average, shrinks the limit when latency grows
+// (work is queueing inside the node) and grows it by about √limit while
+// latency stays flat and the limit is in use. Requests over the limit wait
+// in a short queue, by priority, then are shed.
+//
+// Written here rather than taken from failsafe-go: its adaptive limiter
+// ranks priorities through a separately calibrated rejection threshold and
+// has no class that is never refused, and it puts a generic policy
+// executor (allocations included) on every request; what Strata needs is
+// ~200 lines with a mutex.
+type Concurrency struct {
+	opts ConcurrencyOptions
+	now  func() time.Time
+
+	mu       sync.Mutex
+	limit    float64
+	inflight int
+	queue    [PriorityCritical][]*waiter
+	queued   int
+
+	// gradient state: one window of samples at a time
+	longRTT   float64 // seconds, exponentially weighted
+	winStart  time.Time
+	winSum    float64
+	winN      int
+	winMaxIn  int
+	shedCount [PriorityCritical]prometheus.Counter
+
+	limitGauge, inflightGauge prometheus.GaugeFunc
+	shed                      *prometheus.CounterVec
+	queueWait                 prometheus.Histogram
+}
+
+type waiter struct {
+	ready   chan struct{}
+	granted bool
+}
+
+// NewConcurrency returns a limiter with opts.
+func NewConcurrency(opts ConcurrencyOptions) *Concurrency {
+	if opts.InitialLimit <= 0 {
+		opts.InitialLimit = 32
+	}
+	if opts.MinLimit <= 0 {
+		opts.MinLimit = 4
+	}
+	if opts.MaxLimit <= 0 {
+		opts.MaxLimit = 1000
+	}
+	if opts.MaxLimit < opts.MinLimit {
+		opts.MaxLimit = opts.MinLimit
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = 50 * time.Millisecond
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 256
+	}
+	if opts.Tolerance < 1 {
+		opts.Tolerance = 1.5
+	}
+	c := &Concurrency{opts: opts, now: time.Now,
+		limit: math.Min(math.Max(float64(opts.InitialLimit), float64(opts.MinLimit)), float64(opts.MaxLimit))}
+	c.winStart = c.now()
+	c.limitGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "strata", Subsystem: "guard", Name: "concurrency_limit",
+		Help: "The adaptive concurrency limit of this node right now.",
+	}, func() float64 { return float64(c.Limit()) })
+	c.inflightGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "strata", Subsystem: "guard", Name: "concurrency_in_flight",
+		Help: "Requests holding a slot of the concurrency limit (critical ones never do).",
+	}, func() float64 { return float64(c.InFlight()) })
+	c.shed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "guard", Name: "shed_total",
+		Help: "Requests refused with 503 because the node was over its concurrency limit, by priority.",
+	}, []string{"priority"})
+	for p := range c.shedCount {
+		c.shedCount[p] = c.shed.WithLabelValues(Priority(p).String())
+	}
+	c.queueWait = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "strata", Subsystem: "guard", Name: "queue_wait_seconds",
+		Help:    "Time requests over the concurrency limit waited in the queue, whether then admitted or shed.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+	})
+	return c
+}
+
+// Collectors are the limiter's metrics, for a prometheus registry.
+func (c *Concurrency) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{c.limitGauge, c.inflightGauge, c.shed, c.queueWait}
+}
+
+// Limit is the current limit.
+func (c *Concurrency) Limit() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int(c.limit)
+}
+
+// InFlight is the number of admitted requests not yet released.
+func (c *Concurrency) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight
+}
+
+// Ticket is an admitted request; Release it when the request is done. The
+// zero Ticket releases nothing.
+type Ticket struct {
+	c     *Concurrency
+	start time.Time
+}
+
+// threshold is how many requests of priority p may be in flight.
+func (c *Concurrency) threshold(p Priority) int {
+	return max(1, int(c.limit*share[p]))
+}
+
+// waitingAtOrAbove reports whether a request of priority p or higher is
+// queued: a newcomer must not overtake it.
+func (c *Concurrency) waitingAtOrAbove(p Priority) bool {
+	for q := p; q < PriorityCritical; q++ {
+		if len(c.queue[q]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Acquire admits a request of priority p, waiting up to MaxWait (or until
+// ctx ends) when the node is at its limit. It reports false when the
+// request is shed.
+func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
+	if p >= PriorityCritical {
+		return Ticket{}, true
+	}
+	c.mu.Lock()
+	if c.inflight < c.threshold(p) && !c.waitingAtOrAbove(p) {
+		c.inflight++
+		c.mu.Unlock()
+		return Ticket{c: c, start: c.now()}, true
+	}
+	if c.opts.MaxWait < 0 || c.queued >= c.opts.MaxQueue {
+		c.mu.Unlock()
+		c.shedCount[p].Inc()
+		c.queueWait.Observe(0)
+		return Ticket{}, false
+	}
+	w := &waiter{ready: make(chan struct{})}
+	c.queue[p] = append(c.queue[p], w)
+	c.queued++
+	c.mu.Unlock()
+
+	start := time.Now()
+	timer := time.NewTimer(c.opts.MaxWait)
+	defer timer.Stop()
+	select {
+	case <-w.ready:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if !w.granted {
+		c.remove(p, w)
+	}
+	c.mu.Unlock()
+	c.queueWait.Observe(time.Since(start).Seconds())
+	if !w.granted {
+		c.shedCount[p].Inc()
+		return Ticket{}, false
+	}
+	return Ticket{c: c, start: c.now()}, true
+}
+
+func (c *Concurrency) remove(p Priority, w *waiter) {
+	q := c.queue[p]
+	for i, x := range q {
+		if x == w {
+			copy(q[i:], q[i+1:])
+			q[len(q)-1] = nil
+			c.queue[p] = q[:len(q)-1]
+			c.queued--
+			return
+		}
+	}
+}
+
+// Release gives the slot back, feeds the request's latency to the limit and
+// hands free slots to queued requests, highest priority first.
+func (t Ticket) Release() {
+	c := t.c
+	if c == nil {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	c.sample(now, now.Sub(t.start))
+	c.inflight--
+	c.dispatch()
+	c.mu.Unlock()
+}
+
+// dispatch admits queued requests while there is room for them.
+func (c *Concurrency) dispatch() {
+	for p := PriorityCritical - 1; ; p-- {
+		for len(c.queue[p]) > 0 && c.inflight < c.threshold(p) {
+			w := c.queue[p][0]
+			c.queue[p][0] = nil
+			c.queue[p] = c.queue[p][1:]
+			c.queued--
+			w.granted = true
+			c.inflight++
+			close(w.ready)
+		}
+		if p == 0 {
+			return
+		}
+	}
+}
+
+// sample adds one latency to the current window and, when the window is
+// full, moves the limit (the gradient step).
+func (c *Concurrency) sample(now time.Time, rtt time.Duration) {
+	c.winSum += rtt.Seconds()
+	c.winN++
+	c.winMaxIn = max(c.winMaxIn, c.inflight)
+	if c.winN < 64 && (c.winN < 8 || now.Sub(c.winStart) < 100*time.Millisecond) {
+		return
+	}
+	short := c.winSum / float64(c.winN)
+	maxIn := c.winMaxIn
+	c.winStart, c.winSum, c.winN, c.winMaxIn = now, 0, 0, 0
+	if short <= 0 {
+		return
+	}
+	if c.longRTT == 0 {
+		c.longRTT = short
+	} else {
+		c.longRTT += (short - c.longRTT) * 0.05
+	}
+	// After a spike the long average sits far above the recent latency;
+	// pull it down quickly so the limit can grow back.
+	if c.longRTT/short > 2 {
+		c.longRTT *= 0.9
+	}
+	// A node using less than half its limit says nothing about whether a
+	// larger one would be safe.
+	if float64(maxIn) < c.limit/2 {
+		return
+	}
+	gradient := math.Max(0.5, math.Min(1, c.opts.Tolerance*c.longRTT/short))
+	next := c.limit*gradient + math.Sqrt(c.limit)
+	next = c.limit*0.8 + next*0.2
+	c.limit = math.Max(float64(c.opts.MinLimit), math.Min(float64(c.opts.MaxLimit), next))
+	// A larger limit may admit queued requests.
+	c.dispatch()
+}

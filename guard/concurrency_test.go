@@ -1,0 +1,219 @@
+package guard
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func fixedLimit(n int, wait time.Duration) *Concurrency {
+	return NewConcurrency(ConcurrencyOptions{InitialLimit: n, MinLimit: n, MaxLimit: n, MaxWait: wait})
+}
+
+func TestConcurrencyShedsListsBeforeWritesBeforeReads(t *testing.T) {
+	c := fixedLimit(10, -1) // no queue: over the share is shed at once
+	ctx := context.Background()
+	var held []Ticket
+	take := func(p Priority, want bool) {
+		t.Helper()
+		tk, ok := c.Acquire(ctx, p)
+		if ok != want {
+			t.Fatalf("%v with %d in flight: admitted=%v, want %v", p, c.InFlight(), ok, want)
+		}
+		if ok {
+			held = append(held, tk)
+		}
+	}
+	for range 7 {
+		take(PriorityList, true)
+	}
+	take(PriorityList, false) // lists may fill 70%
+	take(PriorityWrite, true)
+	take(PriorityWrite, false) // writes 85%
+	take(PriorityRead, true)
+	take(PriorityRead, true)
+	take(PriorityRead, false) // reads the whole limit
+	for range 100 {
+		take(PriorityCritical, true) // never shed, never counted
+	}
+	if got := c.InFlight(); got != 10 {
+		t.Fatalf("in flight %d, want 10 (critical requests take no slot)", got)
+	}
+	if n := testutil.ToFloat64(c.shedCount[PriorityList]); n != 1 {
+		t.Fatalf("shed lists = %v", n)
+	}
+	for _, tk := range held {
+		tk.Release()
+	}
+	if got := c.InFlight(); got != 0 {
+		t.Fatalf("in flight after release %d", got)
+	}
+}
+
+func TestConcurrencyQueueServesHigherPriorityFirst(t *testing.T) {
+	c := fixedLimit(2, 5*time.Second)
+	ctx := context.Background()
+	a, _ := c.Acquire(ctx, PriorityRead)
+	b, _ := c.Acquire(ctx, PriorityRead)
+
+	var mu sync.Mutex
+	var order []Priority
+	var wg sync.WaitGroup
+	enqueue := func(p Priority) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk, ok := c.Acquire(ctx, p)
+			if !ok {
+				t.Errorf("%v shed while queued for 5s", p)
+				return
+			}
+			mu.Lock()
+			order = append(order, p)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+			tk.Release()
+		}()
+	}
+	waitQueued := func(n int) {
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			c.mu.Lock()
+			q := c.queued
+			c.mu.Unlock()
+			if q == n {
+				return
+			}
+		}
+		t.Fatalf("queue never reached %d", n)
+	}
+	// The list arrives first, the read second; the read is served first.
+	enqueue(PriorityList)
+	waitQueued(1)
+	enqueue(PriorityWrite)
+	waitQueued(2)
+	enqueue(PriorityRead)
+	waitQueued(3)
+	a.Release()
+	b.Release()
+	wg.Wait()
+	want := []Priority{PriorityRead, PriorityWrite, PriorityList}
+	for i := range want {
+		if i >= len(order) || order[i] != want[i] {
+			t.Fatalf("served %v, want %v", order, want)
+		}
+	}
+}
+
+func TestConcurrencyQueueIsBounded(t *testing.T) {
+	c := fixedLimit(1, 30*time.Millisecond)
+	ctx := context.Background()
+	held, _ := c.Acquire(ctx, PriorityRead)
+	start := time.Now()
+	if _, ok := c.Acquire(ctx, PriorityRead); ok {
+		t.Fatal("admitted over the limit")
+	}
+	if el := time.Since(start); el < 25*time.Millisecond || el > time.Second {
+		t.Fatalf("shed after %v, want after the 30ms queue", el)
+	}
+	// A cancelled request leaves the queue at once.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok := c.Acquire(cctx, PriorityWrite); ok {
+		t.Fatal("cancelled request admitted")
+	}
+	// Health checks and superusers pass regardless.
+	if _, ok := c.Acquire(ctx, PriorityCritical); !ok {
+		t.Fatal("critical request shed")
+	}
+	if n := testutil.CollectAndCount(c.queueWait); n != 1 {
+		t.Fatalf("queue wait histogram series = %d", n)
+	}
+	held.Release()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queued != 0 || len(c.queue[PriorityRead]) != 0 || len(c.queue[PriorityWrite]) != 0 {
+		t.Fatalf("queue left with %d waiters", c.queued)
+	}
+}
+
+func TestConcurrencyLimitFollowsLatency(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 20, MinLimit: 4, MaxLimit: 200, MaxWait: -1})
+	clock := time.Unix(0, 0)
+	c.now = func() time.Time { return clock }
+	ctx := context.Background()
+	// round runs the limit's worth of requests at once, each taking rtt.
+	round := func(rtt time.Duration) {
+		var ts []Ticket
+		for {
+			tk, ok := c.Acquire(ctx, PriorityRead)
+			if !ok {
+				break
+			}
+			ts = append(ts, tk)
+		}
+		clock = clock.Add(rtt)
+		for _, tk := range ts {
+			tk.Release()
+		}
+		clock = clock.Add(100 * time.Millisecond)
+	}
+	for range 40 {
+		round(time.Millisecond)
+	}
+	grown := c.Limit()
+	if grown <= 40 {
+		t.Fatalf("limit %d after steady fast rounds, want it grown from 20", grown)
+	}
+	// Latency jumps tenfold: work is queueing inside the node.
+	for range 20 {
+		round(10 * time.Millisecond)
+	}
+	if shrunk := c.Limit(); shrunk >= grown*2/3 {
+		t.Fatalf("limit %d after latency rose, want well below %d", shrunk, grown)
+	}
+	// Latency keeps climbing: the limit shrinks toward its floor, never below.
+	rtt := 10 * time.Millisecond
+	for range 40 {
+		rtt = rtt * 3 / 2
+		round(rtt)
+	}
+	if l := c.Limit(); l < 4 || l > 8 {
+		t.Fatalf("limit %d while latency kept climbing, want near the minimum 4", l)
+	}
+	// Latency recovers: so does the limit.
+	low := c.Limit()
+	for range 60 {
+		round(time.Millisecond)
+	}
+	if c.Limit() <= low {
+		t.Fatalf("limit stuck at %d after latency recovered", c.Limit())
+	}
+}
+
+func TestConcurrencyIdleDoesNotGrow(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 50, MaxWait: -1})
+	for range 1000 {
+		tk, _ := c.Acquire(context.Background(), PriorityRead)
+		tk.Release()
+	}
+	if c.Limit() != 50 {
+		t.Fatalf("limit moved to %d with one request in flight at a time", c.Limit())
+	}
+}
+
+func TestHugeMaxIsNoLimit(t *testing.T) {
+	// maxRequests above the window's resolution once divided by zero.
+	l := NewLocal()
+	for range 3 {
+		if d := l.Allow(context.Background(), "k", 1<<30, time.Second); !d.Allowed {
+			t.Fatalf("refused: %+v", d)
+		}
+	}
+	r := NewRedis(redisClient(t), RedisOptions{})
+	if d := r.Allow(context.Background(), "k", 1<<30, time.Millisecond); !d.Allowed {
+		t.Fatalf("Redis refused: %+v", d)
+	}
+}
