@@ -49,3 +49,16 @@ func TestPatchAuthOptionsIsPartial(t *testing.T) {
 		expect("oauth2.mappedFields.avatarURL", "avatar").
 		expect("otp.length", 8)
 }
+
+// A sent providers list replaces the stored one, extra maps included.
+func TestPatchProvidersReplaces(t *testing.T) {
+	ts := newTestServer(t)
+	p := func(extra map[string]any) map[string]any {
+		return map[string]any{"oauth2": map[string]any{"providers": []any{map[string]any{
+			"name": "oidc", "clientId": "c", "clientSecret": "s", "authURL": "https://idp.test/auth",
+			"tokenURL": "https://idp.test/token", "userInfoURL": "https://idp.test/userinfo", "extra": extra}}}}
+	}
+	ts.su("PATCH", "/api/collections/users", p(map[string]any{"a": "1", "b": "2"})).status(200)
+	ts.su("PATCH", "/api/collections/users", p(map[string]any{"a": "3"})).status(200).
+		expect("oauth2.providers.0.extra", map[string]any{"a": "3"})
+}

@@ -280,6 +280,19 @@ func (a *App) prepareUpdate(old *strata.Collection, body json.RawMessage, reg *r
 	}
 	storedFields := c.Fields
 	c.Fields = nil
+	if raw, ok := keys["oauth2"]; ok && c.Auth != nil {
+		// json decodes into existing slice elements and maps, merging
+		// them; a sent provider list or field mapping replaces the stored one.
+		var o map[string]json.RawMessage
+		if json.Unmarshal(raw, &o) == nil {
+			if _, ok := o["providers"]; ok {
+				c.Auth.OAuth2.Providers = nil
+			}
+			if _, ok := o["mappedFields"]; ok {
+				c.Auth.OAuth2.MappedFields = nil
+			}
+		}
+	}
 	if err := json.Unmarshal(body, c); err != nil {
 		return nil, decodeCollectionError(failMsg, err)
 	}
