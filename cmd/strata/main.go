@@ -170,7 +170,15 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	var err error
 	switch {
 	case c.DB == "":
-		st, err = sqlite.Open(ctx, filepath.Join(c.Dir, "data.db"), sqlite.Options{Registerer: c.registry})
+		path := filepath.Join(c.Dir, "data.db")
+		// A restore staged through the backups API takes effect here, with
+		// the database closed; the files it replaces are kept beside it.
+		if applied, rerr := sqlite.ApplyPendingRestore(path); rerr != nil {
+			return nil, nil, fmt.Errorf("apply staged restore: %w", rerr)
+		} else if applied {
+			log.Warn("restored the database from a staged backup; the previous files are kept as data.db.pre-restore*")
+		}
+		st, err = sqlite.Open(ctx, path, sqlite.Options{Registerer: c.registry})
 	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
 		st, err = postgres.Open(ctx, c.DB, postgres.Options{Replicas: c.Replicas.urls, MaxReplicaLag: c.MaxReplicaLag, Logger: log})
 	default:
