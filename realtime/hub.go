@@ -54,6 +54,9 @@ type Config struct {
 	// 100ms); Poll is how often the hub reads the log anyway, to see
 	// writes that never reached its bus (default 2s).
 	GapWait, Poll time.Duration
+	// NoHijack keeps SSE streams inside net/http instead of taking over
+	// their HTTP/1 connections (more memory per stream).
+	NoHijack bool
 	// ResumeWindow is how many changes (of all collections) a resuming
 	// client may be behind (default 10000); ResumeMaxAge how old the first
 	// change it missed may be (default 15m). Beyond either, or when more

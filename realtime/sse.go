@@ -1,7 +1,9 @@
 package realtime
 
 import (
+	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -12,28 +14,91 @@ import (
 // PB_CONNECT; idle streams get a comment line every Heartbeat.
 func (c *Client) Serve(w http.ResponseWriter, r *http.Request) {
 	h := c.hub
-	defer h.remove(c, "")
-	rc := http.NewResponseController(w)
-	// The server's ReadTimeout would otherwise end a long-lived stream.
-	_ = rc.SetReadDeadline(time.Time{})
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no")
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 && !h.cfg.NoHijack {
+		// Take the socket from net/http: its per-connection goroutine,
+		// buffers and request state go away, and the stream costs one
+		// small writer goroutine and one parked reader (docs/realtime.md).
+		if conn, brw, err := rc.Hijack(); err == nil {
+			if brw.Reader.Buffered() > 0 {
+				// A pipelined request after a stream: not ours to serve.
+				conn.Close()
+				h.remove(c, "")
+				return
+			}
+			head := make([]byte, 0, 512)
+			head = append(head, "HTTP/1.1 200 OK\r\n"...)
+			hdr.Set("Connection", "close") // the body ends with the connection
+			head = appendHeader(head, hdr)
+			go c.serveConn(conn, head)
+			return
+		}
+	}
+	defer h.remove(c, "")
+	// The server's ReadTimeout would otherwise end a long-lived stream.
+	_ = rc.SetReadDeadline(time.Time{})
 	hdr.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
-
-	buf := make([]byte, 0, 256)
-	buf = appendFrame(buf, c.id, "PB_CONNECT", `{"clientId":"`+c.id+`","cursor":"`+FormatCursor(c.Cursor())+`"}`)
-	// sent is the highest cursor this stream has written.
-	var sent int64
-	write := func(b []byte, timeout time.Duration) bool {
+	c.stream(func(b []byte, timeout time.Duration) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(timeout))
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
+	}, nil, r.Context().Done())
+}
+
+// serveConn streams over a hijacked connection; head is the response
+// head. A reader notices the client closing the connection.
+func (c *Client) serveConn(conn net.Conn, head []byte) {
+	h := c.hub
+	defer h.remove(c, "")
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Time{})
+	gone := make(chan struct{})
+	go func() {
+		var b [1]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				close(gone)
+				return
+			}
+		}
+	}()
+	c.stream(func(b []byte, timeout time.Duration) bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err := conn.Write(b)
+		return err == nil
+	}, head, gone)
+}
+
+func appendHeader(b []byte, hdr http.Header) []byte {
+	for k, vs := range hdr {
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				continue
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
 	}
+	return append(b, "\r\n"...)
+}
+
+// stream writes PB_CONNECT (after head, if any), then events and
+// heartbeats, until gone is closed, the hub drops c or a write fails.
+func (c *Client) stream(write func(b []byte, timeout time.Duration) bool, head []byte, gone <-chan struct{}) {
+	h := c.hub
+	buf := append(head, make([]byte, 0, 256)...)
+	buf = appendFrame(buf, c.id, "PB_CONNECT", `{"clientId":"`+c.id+`","cursor":"`+FormatCursor(c.Cursor())+`"}`)
+	// sent is the highest cursor this stream has written.
+	var sent int64
 	if !write(buf, h.cfg.WriteTimeout) {
 		return
 	}
@@ -41,7 +106,7 @@ func (c *Client) Serve(w http.ResponseWriter, r *http.Request) {
 	defer heartbeat.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-gone:
 			return
 		case <-c.done:
 			if c.reason != "" {
