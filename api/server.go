@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/guard"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/telemetry"
 )
@@ -30,6 +31,7 @@ type Server struct {
 	mux *http.ServeMux
 
 	m              *httpMetrics
+	limits         *limits
 	metricsHandler http.Handler
 	logs           strata.LogStore
 	logRequests    bool
@@ -51,12 +53,21 @@ type Options struct {
 	LogRequests bool
 	// Starting makes /readyz fail until SetReady(true) is called.
 	Starting bool
+	// RateLimiter enforces settings.rateLimits; nil is a local limiter
+	// (guard.Redis shares the limits across nodes).
+	RateLimiter guard.Limiter
+	// Concurrency, when set, sheds load over the node's adaptive
+	// concurrency limit with 503.
+	Concurrency *guard.Concurrency
+	// RequestTimeout, when positive, is every request's deadline (realtime
+	// streams excepted); it reaches the store through the context.
+	RequestTimeout time.Duration
 }
 
 // New returns the HTTP handler of one node.
 func New(app *service.App, opts Options) *Server {
 	s := &Server{app: app, log: opts.Logger, mux: http.NewServeMux(), m: newHTTPMetrics(),
-		logs: opts.Logs, logRequests: opts.LogRequests}
+		limits: newLimits(opts), logs: opts.Logs, logRequests: opts.LogRequests}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -65,6 +76,7 @@ func New(app *service.App, opts Options) *Server {
 		reg = prometheus.NewRegistry()
 	}
 	reg.MustRegister(s.m.collectors()...)
+	reg.MustRegister(s.limits.collectors()...)
 	s.metricsHandler = telemetry.MetricsHandler(reg)
 	s.ready.Store(!opts.Starting)
 	s.routes()
@@ -112,7 +124,8 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP applies the middleware chain: request id → panic recovery →
-// metrics and request log → CORS → auth token → route.
+// metrics and request log → CORS → auth token → overload guard → rate
+// limit → request deadline → route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -170,6 +183,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, i
 		s.writeError(w, r, strata.Errorf(strata.EForbidden, "Accessing the superuser API from this IP address is not allowed."))
 		return
 	}
+	r, adm, ok := s.protect(w, r, pattern, info)
+	if !ok {
+		return
+	}
+	defer adm.done()
 	s.mux.ServeHTTP(w, r)
 }
 

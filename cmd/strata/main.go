@@ -1,6 +1,6 @@
 // Command strata is the Strata server: one binary for every role.
 //
-//	strata serve [--http 127.0.0.1:8090] [--dir ./strata_data]
+//	strata serve [--http 127.0.0.1:8090] [--dir ./strata_data] [--redis redis://…]
 //	strata superuser upsert|create|update|delete EMAIL [PASSWORD] [--dir DIR]
 //	strata version
 package main
@@ -25,10 +25,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/cache"
+	"github.com/strata-run/strata/guard"
 	"github.com/strata-run/strata/mailer"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/postgres"
@@ -212,6 +214,12 @@ type serveCommand struct {
 	DrainDelay     time.Duration
 	MetricsAddr    string
 	LogRequests    bool
+	// Protection (docs/operations.md, "Rate limits and load shedding").
+	Redis          string
+	Adaptive       bool
+	MaxConcurrency int
+	QueueWait      time.Duration
+	RequestTimeout time.Duration
 
 	// ready, when set, receives the bound address (tests listen on :0);
 	// metricsReady the metrics listener's, when --metrics-addr is given.
@@ -228,6 +236,11 @@ func (c *serveCommand) parse(args []string) error {
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long /readyz fails before the listener closes (lets the load balancer notice)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", envOr("STRATA_METRICS_ADDR", ""), "also serve /metrics without auth on this address, e.g. 127.0.0.1:9090 (env STRATA_METRICS_ADDR)")
 	fs.BoolVar(&c.LogRequests, "log-requests", true, "write one log line per request")
+	fs.StringVar(&c.Redis, "redis", envOr("STRATA_REDIS", ""), "redis:// URL that makes rate limits cluster-wide; empty: limits per node (env STRATA_REDIS)")
+	fs.BoolVar(&c.Adaptive, "adaptive-limit", true, "shed load over an adaptive concurrency limit with 503")
+	fs.IntVar(&c.MaxConcurrency, "max-concurrency", 1000, "upper bound of the adaptive concurrency limit")
+	fs.DurationVar(&c.QueueWait, "queue-wait", 50*time.Millisecond, "how long a request over the concurrency limit may wait before 503")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "deadline of every request, passed to the database (0: none; realtime streams excepted)")
 	c.Store.register(fs)
 	return fs.Parse(args)
 }
@@ -268,7 +281,25 @@ func (c *serveCommand) Run(ctx context.Context) error {
 		return err
 	}
 	defer logs.Close()
-	handler := api.New(app, api.Options{Logger: log, Registry: reg, Logs: logs, LogRequests: c.LogRequests, Starting: true})
+	opts := api.Options{Logger: log, Registry: reg, Logs: logs, LogRequests: c.LogRequests, Starting: true,
+		RequestTimeout: c.RequestTimeout}
+	if c.Redis != "" {
+		ropts, err := redis.ParseURL(c.Redis)
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		rc := redis.NewClient(ropts)
+		defer rc.Close()
+		opts.RateLimiter = guard.NewRedis(rc, guard.RedisOptions{Logger: log})
+	}
+	if c.Adaptive {
+		wait := c.QueueWait
+		if wait <= 0 {
+			wait = -1
+		}
+		opts.Concurrency = guard.NewConcurrency(guard.ConcurrencyOptions{MaxLimit: c.MaxConcurrency, MaxWait: wait})
+	}
+	handler := api.New(app, opts)
 	withRealtime(ctx, app, handler, log)
 
 	if c.MetricsAddr != "" {

@@ -1,0 +1,268 @@
+package api
+
+import (
+	"context"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/guard"
+	"github.com/strata-run/strata/service"
+)
+
+// routeActions maps collection routes to PocketBase's rate-limit actions:
+// the label "<collection>:<action>" (or "*:<action>") of a rule. A route
+// with two actions is matched by the specific one first, then the generic
+// one ("authWithPassword", then "auth").
+var routeActions = map[string][2]string{
+	"GET /api/collections/{collection}/records":                 {"list"},
+	"POST /api/collections/{collection}/records":                {"create"},
+	"GET /api/collections/{collection}/records/{id}":            {"view"},
+	"PATCH /api/collections/{collection}/records/{id}":          {"update"},
+	"DELETE /api/collections/{collection}/records/{id}":         {"delete"},
+	"GET /api/collections/{collection}/auth-methods":            {"listAuthMethods"},
+	"POST /api/collections/{collection}/auth-with-password":     {"authWithPassword", "auth"},
+	"POST /api/collections/{collection}/auth-with-otp":          {"authWithOTP", "auth"},
+	"POST /api/collections/{collection}/auth-with-oauth2":       {"authWithOAuth2", "auth"},
+	"POST /api/collections/{collection}/auth-refresh":           {"authRefresh"},
+	"POST /api/collections/{collection}/request-otp":            {"requestOTP"},
+	"POST /api/collections/{collection}/request-verification":   {"requestVerification"},
+	"POST /api/collections/{collection}/confirm-verification":   {"confirmVerification"},
+	"POST /api/collections/{collection}/request-password-reset": {"requestPasswordReset"},
+	"POST /api/collections/{collection}/confirm-password-reset": {"confirmPasswordReset"},
+	"POST /api/collections/{collection}/request-email-change":   {"requestEmailChange"},
+	"POST /api/collections/{collection}/confirm-email-change":   {"confirmEmailChange"},
+	"GET /api/files/{collection}/{recordId}/{filename}":         {"file"},
+}
+
+// routePriority ranks routes for load shedding; unlisted GETs are cheap
+// reads and everything else a write.
+var routePriority = map[string]guard.Priority{
+	"GET /api/health": guard.PriorityCritical,
+	"GET /readyz":     guard.PriorityCritical,
+	"GET /metrics":    guard.PriorityCritical,
+	"GET /api/collections/{collection}/records":     guard.PriorityList,
+	"GET /api/collections":                          guard.PriorityList,
+	"GET /api/logs":                                 guard.PriorityList,
+	"GET /api/logs/stats":                           guard.PriorityList,
+	"GET /api/collections/{collection}/changes":     guard.PriorityList,
+	"POST /api/batch":                               guard.PriorityList,
+	"PUT /api/collections/import":                   guard.PriorityList,
+	"DELETE /api/collections/{collection}/truncate": guard.PriorityList,
+}
+
+// streaming routes hold their connection open for as long as the client
+// stays: they take no concurrency slot and have no request deadline.
+func streaming(pattern string) bool {
+	return pattern == "GET /api/realtime" || pattern == "GET /api/realtime/ws"
+}
+
+func priorityOf(method, pattern string) guard.Priority {
+	if p, ok := routePriority[pattern]; ok {
+		return p
+	}
+	if method == http.MethodGet || method == http.MethodHead {
+		return guard.PriorityRead
+	}
+	return guard.PriorityWrite
+}
+
+// rateRules is settings.rateLimits compiled for one settings snapshot.
+type rateRules struct {
+	from     *service.Settings
+	enabled  bool
+	rules    []guard.Rule
+	excluded []*net.IPNet
+}
+
+// compileRateRules turns the settings into guard rules; single IPs in
+// excludedIPs become /32 (or /128) networks.
+func compileRateRules(st *service.Settings) *rateRules {
+	rr := &rateRules{from: st, enabled: st.RateLimits.Enabled}
+	for _, r := range st.RateLimits.Rules {
+		rr.rules = append(rr.rules, guard.Rule{Label: r.Label, Audience: r.Audience, MaxRequests: r.MaxRequests,
+			Window: time.Duration(r.Duration) * time.Second})
+	}
+	for _, e := range st.RateLimits.ExcludedIPs {
+		e = strings.TrimSpace(e)
+		if _, n, err := net.ParseCIDR(e); err == nil {
+			rr.excluded = append(rr.excluded, n)
+		} else if ip := net.ParseIP(e); ip != nil {
+			bits := 8 * len(ip.To16())
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			rr.excluded = append(rr.excluded, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+		}
+	}
+	return rr
+}
+
+func (rr *rateRules) isExcluded(ip string) bool {
+	if len(rr.excluded) == 0 {
+		return false
+	}
+	addr := net.ParseIP(ip)
+	if addr == nil {
+		return false
+	}
+	for _, n := range rr.excluded {
+		if n.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// limits is the server's protection: rate limits from the live settings
+// and the optional adaptive concurrency limit.
+type limits struct {
+	limiter        guard.Limiter
+	conc           *guard.Concurrency
+	requestTimeout time.Duration
+	rules          atomic.Pointer[rateRules]
+
+	limited *prometheus.CounterVec
+}
+
+func newLimits(opts Options) *limits {
+	l := &limits{limiter: opts.RateLimiter, conc: opts.Concurrency, requestTimeout: opts.RequestTimeout}
+	if l.limiter == nil {
+		l.limiter = guard.NewLocal()
+	}
+	l.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "ratelimit", Name: "limited_total",
+		Help: "Requests refused with 429 by a settings.rateLimits rule, by rule label.",
+	}, []string{"rule"})
+	return l
+}
+
+func (l *limits) collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{l.limited}
+	if f, ok := l.limiter.(interface{ Fallbacks() int64 }); ok {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "strata", Subsystem: "ratelimit", Name: "redis_fallbacks_total",
+			Help: "Rate-limit checks answered by the local limiter because Redis was unavailable.",
+		}, func() float64 { return float64(f.Fallbacks()) }))
+	}
+	if l.conc != nil {
+		cs = append(cs, l.conc.Collectors()...)
+	}
+	return cs
+}
+
+// current returns the rules of the live settings, recompiled only when
+// the settings changed (a settings update swaps the snapshot pointer).
+func (l *limits) current(st *service.Settings) *rateRules {
+	rr := l.rules.Load()
+	if rr == nil || rr.from != st {
+		rr = compileRateRules(st)
+		l.rules.Store(rr)
+	}
+	return rr
+}
+
+// admission is what protect admitted; done releases it.
+type admission struct {
+	ticket guard.Ticket
+	cancel context.CancelFunc
+}
+
+func (a admission) done() {
+	a.ticket.Release()
+	if a.cancel != nil {
+		a.cancel()
+	}
+}
+
+// protect runs after auth: the overload guard (superusers and health
+// checks are never shed), then settings.rateLimits (superusers and
+// excludedIPs exempt), then the request deadline. When it answers the
+// request itself it returns ok=false.
+func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string, info *strata.RequestInfo) (*http.Request, admission, bool) {
+	var adm admission
+	su := info.IsSuperuser()
+	l := s.limits
+	if l.conc != nil && !su && !streaming(pattern) {
+		t, ok := l.conc.Acquire(r.Context(), priorityOf(r.Method, pattern))
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			s.m.countError(strata.EUnavailable)
+			writeRaw(w, http.StatusServiceUnavailable, errorBody{Status: 503, Message: defaultMessages[503], Data: map[string]any{}})
+			return r, adm, false
+		}
+		adm.ticket = t
+	}
+	if !su {
+		if rr := l.current(s.app.Settings()); rr.enabled && len(rr.rules) > 0 {
+			if !s.rateLimit(w, r, pattern, info, rr) {
+				adm.done()
+				return r, admission{}, false
+			}
+		}
+	}
+	if l.requestTimeout > 0 && !streaming(pattern) {
+		ctx, cancel := context.WithTimeout(r.Context(), l.requestTimeout)
+		adm.cancel = cancel
+		r = r.WithContext(ctx)
+	}
+	return r, adm, true
+}
+
+// rateLimit applies the matching rule, if any, and sets the IETF draft
+// RateLimit headers; it answers 429 and returns false when over the limit.
+func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, pattern string, info *strata.RequestInfo, rr *rateRules) bool {
+	ip := s.clientIP(r)
+	if rr.isExcluded(ip) {
+		return true
+	}
+	t := guard.Target{Method: r.Method, Path: r.URL.Path, Authenticated: info.Auth != nil}
+	actions := routeActions[pattern]
+	if actions[0] != "" {
+		seg, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/api/collections/"), "/api/files/"), "/")
+		t.Collection = seg
+		if c := s.app.Collection(seg); c != nil {
+			t.Collection = c.Name
+		}
+		t.Action = actions[0]
+	}
+	rule := guard.Match(rr.rules, t)
+	if actions[1] != "" && (rule == nil || !strings.Contains(rule.Label, ":")) {
+		t.Action = actions[1]
+		if alt := guard.Match(rr.rules, t); alt != nil && strings.Contains(alt.Label, ":") {
+			rule = alt
+		}
+	}
+	if rule == nil {
+		return true
+	}
+	// The budget is the rule's as it stands: a changed limit or window
+	// starts a fresh schedule instead of inheriting the old one's debt.
+	key := ip + "\x00" + rule.Label + "\x00" + rule.Audience + "\x00" + strconv.Itoa(rule.MaxRequests) + "/" + rule.Window.String()
+	d := s.limits.limiter.Allow(r.Context(), key, rule.MaxRequests, rule.Window)
+	h := w.Header()
+	h.Set("RateLimit-Policy", strconv.Itoa(rule.MaxRequests)+";w="+strconv.Itoa(int(rule.Window/time.Second)))
+	h.Set("RateLimit", "limit="+strconv.Itoa(rule.MaxRequests)+", remaining="+strconv.Itoa(d.Remaining)+
+		", reset="+strconv.Itoa(ceilSeconds(d.Reset)))
+	if d.Allowed {
+		return true
+	}
+	h.Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(d.RetryAfter))))
+	s.limits.limited.WithLabelValues(rule.Label).Inc()
+	s.writeError(w, r, strata.Errorf(strata.ETooMany, "Too Many Requests."))
+	return false
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}
