@@ -80,6 +80,9 @@ type rateRules struct {
 	enabled  bool
 	rules    []guard.Rule
 	excluded []*net.IPNet
+	// per rule, by index: the limiter key after the client IP, and the
+	// RateLimit-Policy header value
+	keySuffix, policy []string
 }
 
 // compileRateRules turns the settings into guard rules; single IPs in
@@ -89,6 +92,11 @@ func compileRateRules(st *service.Settings) *rateRules {
 	for _, r := range st.RateLimits.Rules {
 		rr.rules = append(rr.rules, guard.Rule{Label: r.Label, Audience: r.Audience, MaxRequests: r.MaxRequests,
 			Window: time.Duration(r.Duration) * time.Second})
+		limit, window := strconv.Itoa(r.MaxRequests), strconv.FormatInt(r.Duration, 10)
+		// The budget is the rule's as it stands: a changed limit or window
+		// starts a fresh schedule instead of inheriting the old one's debt.
+		rr.keySuffix = append(rr.keySuffix, "\x00"+r.Label+"\x00"+r.Audience+"\x00"+limit+"/"+window)
+		rr.policy = append(rr.policy, limit+";w="+window)
 	}
 	for _, e := range st.RateLimits.ExcludedIPs {
 		e = strings.TrimSpace(e)
@@ -243,14 +251,20 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, pattern strin
 	if rule == nil {
 		return true
 	}
-	// The budget is the rule's as it stands: a changed limit or window
-	// starts a fresh schedule instead of inheriting the old one's debt.
-	key := ip + "\x00" + rule.Label + "\x00" + rule.Audience + "\x00" + strconv.Itoa(rule.MaxRequests) + "/" + rule.Window.String()
-	d := s.limits.limiter.Allow(r.Context(), key, rule.MaxRequests, rule.Window)
+	i := ruleIndex(rr.rules, rule)
+	d := s.limits.limiter.Allow(r.Context(), ip+rr.keySuffix[i], rule.MaxRequests, rule.Window)
+	// Header names in canonical form: Set would allocate to canonicalise
+	// "RateLimit-Policy" on every request.
 	h := w.Header()
-	h.Set("RateLimit-Policy", strconv.Itoa(rule.MaxRequests)+";w="+strconv.Itoa(int(rule.Window/time.Second)))
-	h.Set("RateLimit", "limit="+strconv.Itoa(rule.MaxRequests)+", remaining="+strconv.Itoa(d.Remaining)+
-		", reset="+strconv.Itoa(ceilSeconds(d.Reset)))
+	h.Set("Ratelimit-Policy", rr.policy[i])
+	var buf [64]byte
+	b := append(buf[:0], "limit="...)
+	b = strconv.AppendInt(b, int64(rule.MaxRequests), 10)
+	b = append(b, ", remaining="...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ", reset="...)
+	b = strconv.AppendInt(b, int64(ceilSeconds(d.Reset)), 10)
+	h.Set("Ratelimit", string(b))
 	if d.Allowed {
 		return true
 	}
@@ -258,6 +272,16 @@ func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, pattern strin
 	s.limits.limited.WithLabelValues(rule.Label).Inc()
 	s.writeError(w, r, strata.Errorf(strata.ETooMany, "Too Many Requests."))
 	return false
+}
+
+// ruleIndex is the index of r, an element of rules.
+func ruleIndex(rules []guard.Rule, r *guard.Rule) int {
+	for i := range rules {
+		if &rules[i] == r {
+			return i
+		}
+	}
+	panic("api: rule not in its rule set")
 }
 
 func ceilSeconds(d time.Duration) int {

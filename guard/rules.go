@@ -30,11 +30,13 @@ func Match(rules []Rule, t Target) *Rule {
 	if t.Authenticated {
 		audience = "@auth"
 	}
-	pick := func(label string) *Rule {
+	// pick finds the rule labelled a+sep+b without building the label:
+	// Match runs on every request.
+	pick := func(a, sep, b string) *Rule {
 		var any *Rule
 		for i := range rules {
 			r := &rules[i]
-			if r.Label != label {
+			if !joinedIs(r.Label, a, sep, b) {
 				continue
 			}
 			switch r.Audience {
@@ -47,19 +49,19 @@ func Match(rules []Rule, t Target) *Rule {
 		return any
 	}
 	if t.Collection != "" && t.Action != "" {
-		if r := pick(t.Collection + ":" + t.Action); r != nil {
+		if r := pick(t.Collection, ":", t.Action); r != nil {
 			return r
 		}
 	}
 	if t.Action != "" {
-		if r := pick("*:" + t.Action); r != nil {
+		if r := pick("*", ":", t.Action); r != nil {
 			return r
 		}
 	}
-	if r := pick(t.Method + " " + t.Path); r != nil {
+	if r := pick(t.Method, " ", t.Path); r != nil {
 		return r
 	}
-	if r := pick(t.Path); r != nil {
+	if r := pick(t.Path, "", ""); r != nil {
 		return r
 	}
 	var best *Rule
@@ -86,4 +88,10 @@ func Match(rules []Rule, t Target) *Rule {
 		}
 	}
 	return best
+}
+
+// joinedIs reports whether label == a+sep+b.
+func joinedIs(label, a, sep, b string) bool {
+	return len(label) == len(a)+len(sep)+len(b) && strings.HasPrefix(label, a) &&
+		label[len(a):len(a)+len(sep)] == sep && label[len(a)+len(sep):] == b
 }
