@@ -36,6 +36,8 @@ type Server struct {
 	logs           strata.LogStore
 	logRequests    bool
 
+	tokens tokenMemory // latest consistency token per caller (consistency.go)
+
 	ready    atomic.Bool // startup finished
 	draining atomic.Bool // SIGTERM received: fail /readyz
 }
@@ -188,6 +190,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, pattern string, i
 		return
 	}
 	defer adm.done()
+	w, r = s.consistency(w, r, info)
 	s.mux.ServeHTTP(w, r)
 }
 
