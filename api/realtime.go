@@ -11,6 +11,7 @@ import (
 // EnableRealtime serves GET and POST /api/realtime (API.md §8) from hub,
 // which the caller runs (hub.Run). Without it those routes answer 404.
 func (s *Server) EnableRealtime(hub *realtime.Hub) {
+	s.reg.MustRegister(hub.Collectors()...)
 	// Events are shaped by ?fields= exactly as GET responses are.
 	hub.SetFieldPicker(func(doc *service.Doc, spec string) any {
 		return pickFields(toGeneric(doc), parseFields(spec))

@@ -37,6 +37,7 @@ type Server struct {
 	logRequests    bool
 
 	tokens tokenMemory // latest consistency token per caller (consistency.go)
+	reg    *prometheus.Registry
 
 	ready    atomic.Bool // startup finished
 	draining atomic.Bool // SIGTERM received: fail /readyz
@@ -77,6 +78,7 @@ func New(app *service.App, opts Options) *Server {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	s.reg = reg
 	reg.MustRegister(s.m.collectors()...)
 	reg.MustRegister(s.limits.collectors()...)
 	s.metricsHandler = telemetry.MetricsHandler(reg)

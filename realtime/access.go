@@ -126,7 +126,9 @@ func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.R
 	if len(ask) == 0 {
 		return out, nil
 	}
-	got, err := st.FindRecords(ctx, &strata.RecordQuery{Collection: a.c, Schema: a.env.Schema, Request: a.req,
+	// The change being delivered is committed on the primary; a lagging
+	// replica would not have the row yet and the event would be dropped.
+	got, err := st.FindRecords(strata.WithReadAfter(ctx, strata.ReadLatest), &strata.RecordQuery{Collection: a.c, Schema: a.env.Schema, Request: a.req,
 		Filters: a.filters, IDs: ask})
 	if err != nil {
 		return nil, err
