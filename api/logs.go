@@ -108,7 +108,7 @@ func (s *Server) finish(w *statusWriter, r *http.Request, route string, start ti
 	if st.LogAuthID {
 		data["authId"] = authID
 	}
-	s.logs.Add(strata.Log{ID: newLogID(), Created: start.UTC(), Level: level, Message: r.Method + " " + redactURL(r.URL), Data: data})
+	s.logs.Add(strata.Log{Created: start.UTC(), Level: level, Message: r.Method + " " + redactURL(r.URL), Data: data})
 }
 
 // redactURL is the request URI with credentials in the query (file tokens)
@@ -141,17 +141,6 @@ func trimBrackets(h string) string {
 		return h[1 : len(h)-1]
 	}
 	return h
-}
-
-// newLogID is a PocketBase-style 15-character id, made here so that the
-// request log id is known when the entry is queued.
-func newLogID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := []byte(newRequestID())[:15]
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 // SetReady marks startup as finished (or not): /readyz fails until then.

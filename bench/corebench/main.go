@@ -36,6 +36,7 @@ var (
 	records   = flag.Int("records", 10000, "records to seed")
 	only      = flag.String("only", "", "comma-separated scenario names to run (default all)")
 	flood     = flag.Bool("flood", false, "instead of the scenarios: view p99 with and without a flood of bad sign-ins")
+	noReqLogs = flag.Bool("no-request-logs", false, "turn off the request log (settings.logs.maxDays = 0) before measuring")
 )
 
 const (
@@ -63,6 +64,9 @@ func main() {
 	base := "http://" + srv.addr
 	token := authSuperuser(base)
 	ids := seed(base, token, *records)
+	if *noReqLogs {
+		call("PATCH", base+"/api/settings", token, map[string]any{"logs": map[string]any{"maxDays": 0}})
+	}
 	userToken := seedUser(base, token)
 	_ = userToken
 
