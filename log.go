@@ -20,6 +20,9 @@ type Log struct {
 	Level   int            `json:"level"`
 	Message string         `json:"message"`
 	Data    map[string]any `json:"data"`
+	// RawData, when set, is Data already encoded as a JSON object; writers
+	// on a hot path (one entry per request) set it instead of Data.
+	RawData []byte `json:"-"`
 }
 
 // LogQuery selects logs with PocketBase's filter and sort syntax over id,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/service"
 )
 
 // statusWriter remembers the status a handler sent, for metrics and logs.
@@ -96,19 +97,25 @@ func (s *Server) finish(w *statusWriter, r *http.Request, route string, start ti
 	if s.logs == nil || st.MaxDays <= 0 || level < st.MinLevel {
 		return
 	}
-	data := map[string]any{
-		"type": "request", "method": r.Method, "url": redactURL(r.URL), "status": status,
-		"execTime": float64(elapsed.Microseconds()) / 1000, "auth": authColl,
-		"referer": r.Referer(), "userAgent": r.UserAgent(),
-	}
+	// Encoded here, in a fixed key order and without reflection: the log
+	// takes one entry per request.
+	var data service.Doc
+	data.Set("type", "request")
+	data.Set("method", r.Method)
+	data.Set("url", redactURL(r.URL))
+	data.Set("status", float64(status))
+	data.Set("execTime", float64(elapsed.Microseconds())/1000)
+	data.Set("auth", authColl)
+	data.Set("referer", r.Referer())
+	data.Set("userAgent", r.UserAgent())
 	if st.LogIP {
-		data["userIP"] = ip
-		data["remoteIP"] = remoteIP(r)
+		data.Set("userIP", ip)
+		data.Set("remoteIP", remoteIP(r))
 	}
 	if st.LogAuthID {
-		data["authId"] = authID
+		data.Set("authId", authID)
 	}
-	s.logs.Add(strata.Log{Created: start.UTC(), Level: level, Message: r.Method + " " + redactURL(r.URL), Data: data})
+	s.logs.Add(strata.Log{Created: start.UTC(), Level: level, Message: r.Method + " " + redactURL(r.URL), RawData: data.AppendJSON(make([]byte, 0, 256))})
 }
 
 // redactURL is the request URI with credentials in the query (file tokens)

@@ -233,9 +233,12 @@ func (l *LogStore) insert(batch []strata.Log) error {
 		if e.Created.IsZero() {
 			e.Created = time.Now()
 		}
-		data, err := json.Marshal(e.Data)
-		if err != nil || e.Data == nil {
-			data = []byte("{}")
+		data := e.RawData
+		if data == nil {
+			var err error
+			if data, err = json.Marshal(e.Data); err != nil || e.Data == nil {
+				data = []byte("{}")
+			}
 		}
 		if _, err := st.ExecContext(ctx, e.ID, strata.FormatDate(e.Created), e.Level, e.Message, string(data)); err != nil {
 			return err
@@ -244,12 +247,20 @@ func (l *LogStore) insert(batch []strata.Log) error {
 	return tx.Commit()
 }
 
-// newLogID returns a random 15-character [a-z0-9] id like PocketBase's.
+// newLogID returns a 15-character [a-z0-9] id like PocketBase's whose first
+// nine characters are the time in milliseconds (base 36): ids grow with
+// time, so the log's primary-key index is appended to rather than written
+// at random pages (the log takes one insert per request).
 func newLogID() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 	var b [15]byte
-	rand.Read(b[:])
-	for i := range b {
+	ms := uint64(time.Now().UnixMilli())
+	for i := 8; i >= 0; i-- {
+		b[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[ms%36]
+		ms /= 36
+	}
+	rand.Read(b[9:])
+	for i := 9; i < len(b); i++ {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b[:])
