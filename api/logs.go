@@ -75,7 +75,7 @@ func (s *Server) finish(w *statusWriter, r *http.Request, route string, start ti
 			authID = info.Auth.ID()
 		}
 	}
-	if s.logRequests {
+	if s.logRequests && s.log.Enabled(r.Context(), slog.LevelInfo) {
 		attrs := []slog.Attr{
 			slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Duration("duration", elapsed),
@@ -102,7 +102,8 @@ func (s *Server) finish(w *statusWriter, r *http.Request, route string, start ti
 	var data service.Doc
 	data.Set("type", "request")
 	data.Set("method", r.Method)
-	data.Set("url", redactURL(r.URL))
+	target := redactURL(r.URL)
+	data.Set("url", target)
 	data.Set("status", float64(status))
 	data.Set("execTime", float64(elapsed.Microseconds())/1000)
 	data.Set("auth", authColl)
@@ -115,7 +116,7 @@ func (s *Server) finish(w *statusWriter, r *http.Request, route string, start ti
 	if st.LogAuthID {
 		data.Set("authId", authID)
 	}
-	s.logs.Add(strata.Log{Created: start.UTC(), Level: level, Message: r.Method + " " + redactURL(r.URL), RawData: data.AppendJSON(make([]byte, 0, 256))})
+	s.logs.Add(strata.Log{Created: start.UTC(), Level: level, Message: r.Method + " " + target, RawData: data.AppendJSON(make([]byte, 0, 256))})
 }
 
 // redactURL is the request URI with credentials in the query (file tokens)
