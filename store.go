@@ -107,6 +107,9 @@ type Store interface {
 	Reader
 	// Collections loads every collection definition.
 	Collections(ctx context.Context) ([]*Collection, error)
+	// LastChangeSeq is the Seq of the newest change-log entry (0 when the
+	// log is empty): where a new follower of the log starts.
+	LastChangeSeq(ctx context.Context) (int64, error)
 	// Write runs fn in one transaction and returns the change-log entries
 	// it appended, after commit. If fn returns an error nothing is written.
 	Write(ctx context.Context, fn func(Tx) error) ([]Change, error)

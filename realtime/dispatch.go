@@ -66,17 +66,7 @@ func (h *Hub) Run(ctx context.Context) {
 
 // logEnd returns the last sequence in the change log.
 func (h *Hub) logEnd(ctx context.Context) (int64, error) {
-	var last int64
-	for {
-		chs, err := h.app.Store().Changes(ctx, last, 10000)
-		if err != nil {
-			return 0, err
-		}
-		if len(chs) == 0 {
-			return last, nil
-		}
-		last = chs[len(chs)-1].Seq
-	}
+	return h.app.Store().LastChangeSeq(ctx)
 }
 
 // drain handles the run of pending changes that starts at next.

@@ -150,14 +150,10 @@ func (a *App) FollowChanges(ctx context.Context, every time.Duration) {
 	if a.cache == nil {
 		return
 	}
-	var last int64
 	// Start from the end of the log: everything before is already stored.
-	for {
-		chs, err := a.store.Changes(ctx, last, 10000)
-		if err != nil || len(chs) == 0 {
-			break
-		}
-		last = chs[len(chs)-1].Seq
+	last, err := a.store.LastChangeSeq(ctx)
+	if err != nil {
+		a.log.Warn("follow change log: find its end", "err", err)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

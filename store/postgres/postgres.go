@@ -223,6 +223,16 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) (out []stra
 	return out, err
 }
 
+// LastChangeSeq implements strata.Store. It asks the primary: a follower
+// starting from a lagging replica's end would replay entries it already saw.
+func (s *Store) LastChangeSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM _changes`).Scan(&seq); err != nil {
+		return 0, translate(fmt.Errorf("last change: %w", err), nil)
+	}
+	return seq, nil
+}
+
 // Collections implements strata.Store.
 func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
 	rows, err := s.pool.Query(ctx, `SELECT data::text FROM _collections ORDER BY created, _rowid`)

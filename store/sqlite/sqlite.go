@@ -323,6 +323,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]strata.C
 	return changes(ctx, s.reader, after, limit)
 }
 
+// LastChangeSeq implements strata.Store.
+func (s *Store) LastChangeSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM _changes`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("last change: %w", err)
+	}
+	return seq, nil
+}
+
 // Collections implements strata.Store. It reads through the writer so that a
 // collection created a moment ago is always seen.
 func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {

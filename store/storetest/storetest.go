@@ -342,6 +342,9 @@ func testChangeLog(t *testing.T, s strata.Store) {
 	if err != nil || len(all) != 5 {
 		t.Fatalf("changes: %v, %d", err, len(all))
 	}
+	if last, err := s.LastChangeSeq(ctx); err != nil || last != all[4].Seq {
+		t.Fatalf("LastChangeSeq = %d, %v; want %d", last, err, all[4].Seq)
+	}
 	for i := 1; i < len(all); i++ {
 		if all[i].Seq <= all[i-1].Seq {
 			t.Fatalf("seq not increasing: %v", all)
@@ -362,6 +365,9 @@ func testChangeLog(t *testing.T, s strata.Store) {
 
 func testSettings(t *testing.T, s strata.Store) {
 	ctx := context.Background()
+	if last, err := s.LastChangeSeq(ctx); err != nil || last != 0 {
+		t.Fatalf("LastChangeSeq of an empty log = %d, %v", last, err)
+	}
 	if _, ok, err := s.Setting(ctx, "settings"); ok || err != nil {
 		t.Fatalf("fresh store has settings: %v %v", ok, err)
 	}
