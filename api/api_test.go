@@ -68,38 +68,22 @@ type response struct {
 // do sends body (nil, a string sent as-is, or a value encoded as JSON).
 func (ts *testServer) do(method, path, token string, body any) *response {
 	ts.tb.Helper()
-	var rd io.Reader
+	var raw []byte
 	ct := ""
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd, ct = strings.NewReader(b), "application/json"
+		raw, ct = []byte(b), "application/json"
 	case []byte:
-		rd, ct = bytes.NewReader(b), "application/json"
+		raw, ct = b, "application/json"
 	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
 			ts.tb.Fatal(err)
 		}
-		rd, ct = bytes.NewReader(raw), "application/json"
+		ct = "application/json"
 	}
-	req, err := http.NewRequest(method, ts.srv.URL+path, rd)
-	if err != nil {
-		ts.tb.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		ts.tb.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return &response{tb: ts.tb, code: res.StatusCode, body: raw, hdr: res.Header, desc: method + " " + path}
+	return ts.send(method, path, token, ct, raw)
 }
 
 func (ts *testServer) su(method, path string, body any) *response {

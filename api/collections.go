@@ -149,21 +149,31 @@ func (s *Server) getCollection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createCollection(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.superuser(w, r)
+	req, body, ok := s.superuserBody(w, r)
 	if !ok {
 		return
 	}
-	b, err := readBody(r, 0)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	c, err := s.app.CreateCollection(r.Context(), req, bodyJSON(b))
+	c, err := s.app.CreateCollection(r.Context(), req, body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, r, http.StatusOK, c)
+}
+
+// superuserBody is superuser plus the request body as JSON; it answers
+// the error itself when ok is false.
+func (s *Server) superuserBody(w http.ResponseWriter, r *http.Request) (*strata.RequestInfo, json.RawMessage, bool) {
+	req, ok := s.superuser(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	b, err := readBody(r, 0)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, nil, false
+	}
+	return req, bodyJSON(b), true
 }
 
 // bodyJSON returns the body as JSON (multipart bodies are re-encoded).
@@ -176,16 +186,11 @@ func bodyJSON(b *body) json.RawMessage {
 }
 
 func (s *Server) updateCollection(w http.ResponseWriter, r *http.Request) {
-	req, ok := s.superuser(w, r)
+	req, body, ok := s.superuserBody(w, r)
 	if !ok {
 		return
 	}
-	b, err := readBody(r, 0)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	c, err := s.app.UpdateCollection(r.Context(), req, r.PathValue("collection"), bodyJSON(b))
+	c, err := s.app.UpdateCollection(r.Context(), req, r.PathValue("collection"), body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
