@@ -49,23 +49,30 @@ type ConcurrencyOptions struct {
 	MaxLimit     int           // the limit never grows above (default 1000)
 	MaxWait      time.Duration // how long a request may queue (default 50ms; negative: no queue)
 	MaxQueue     int           // how many requests may queue at once (default 256)
-	// Tolerance is how much slower than its long-run average the node may
-	// get before the limit shrinks (default 1.5: 50% slower).
+	// Tolerance is how much slower than its baseline (the lowest recent
+	// latency) the node may get before the limit shrinks (default 1.5).
 	Tolerance float64
 }
 
 // Concurrency is an adaptive concurrency limit for one node, in the style
-// of Netflix's gradient limiter: it compares the recent latency of admitted
-// requests with its long-run average, shrinks the limit when latency grows
-// (work is queueing inside the node) and grows it by about √limit while
-// latency stays flat and the limit is in use. Requests over the limit wait
-// in a short queue, by priority, then are shed.
+// of Netflix's gradient limiter with a Vegas-style baseline: it compares the
+// recent latency of admitted requests with the lowest latency seen over the
+// last half minute, shrinks the limit when latency grows (work is queueing
+// inside the node) and grows it by about √limit while latency stays near the
+// baseline and the limit is in use. Requests over the limit wait in a short
+// queue, by priority, then are shed; while the queue stands (overload) the
+// wait shrinks, CoDel-style, so that admitted requests stay fast.
+//
+// The baseline is a windowed minimum rather than a long-run average because
+// an average follows the latency up during a sustained overload and lets
+// the limit, and with it the latency, creep up for as long as the overload
+// lasts.
 //
 // Written here rather than taken from failsafe-go: its adaptive limiter
 // ranks priorities through a separately calibrated rejection threshold and
 // has no class that is never refused, and it puts a generic policy
 // executor (allocations included) on every request; what Strata needs is
-// ~200 lines with a mutex.
+// ~250 lines with a mutex.
 type Concurrency struct {
 	opts ConcurrencyOptions
 	now  func() time.Time
@@ -76,8 +83,13 @@ type Concurrency struct {
 	queue    [PriorityCritical][]*waiter
 	queued   int
 
-	// gradient state: one window of samples at a time
-	longRTT   float64 // seconds, exponentially weighted
+	// queueSince is when the queue last went from empty to non-empty.
+	queueSince time.Time
+
+	// gradient state: one window of samples at a time; the baseline is
+	// the minimum window average of the current and previous epochs.
+	baseMin   [baseEpochs]float64 // seconds; 0: no sample yet
+	baseEpoch time.Time           // start of baseMin[0]'s epoch
 	winStart  time.Time
 	winSum    float64
 	winN      int
@@ -88,6 +100,15 @@ type Concurrency struct {
 	shed                      *prometheus.CounterVec
 	queueWait                 prometheus.Histogram
 }
+
+const (
+	// baseEpochs × baseEpoch is how long a latency stays the baseline.
+	baseEpochs   = 3
+	baseEpochLen = 10 * time.Second
+	// standing is how long the queue must stay non-empty to count as
+	// overload, when waits shrink to a tenth of MaxWait.
+	standing = 100 * time.Millisecond
+)
 
 type waiter struct {
 	ready   chan struct{}
@@ -120,6 +141,7 @@ func NewConcurrency(opts ConcurrencyOptions) *Concurrency {
 	c := &Concurrency{opts: opts, now: time.Now,
 		limit: math.Min(math.Max(float64(opts.InitialLimit), float64(opts.MinLimit)), float64(opts.MaxLimit))}
 	c.winStart = c.now()
+	c.baseEpoch = c.winStart
 	c.limitGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "strata", Subsystem: "guard", Name: "concurrency_limit",
 		Help: "The adaptive concurrency limit of this node right now.",
@@ -198,7 +220,18 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 		c.mu.Unlock()
 		return Ticket{c: c, start: c.now()}, true
 	}
-	if c.opts.MaxWait < 0 || c.queued >= c.opts.MaxQueue {
+	wait := c.opts.MaxWait
+	if c.queued > 0 && c.now().Sub(c.queueSince) > standing {
+		// A standing queue: the node is overloaded, not catching a
+		// burst. Waiting long would only make the admitted slow, and a
+		// newcomer behind as many waiters as there are slots would not
+		// get one in time anyway.
+		wait /= 10
+		if c.queued >= c.threshold(p) {
+			wait = -1
+		}
+	}
+	if wait < 0 || c.queued >= c.opts.MaxQueue {
 		c.mu.Unlock()
 		c.shedCount[p].Inc()
 		c.queueWait.Observe(0)
@@ -206,11 +239,14 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	}
 	w := &waiter{ready: make(chan struct{})}
 	c.queue[p] = append(c.queue[p], w)
+	if c.queued == 0 {
+		c.queueSince = c.now()
+	}
 	c.queued++
 	c.mu.Unlock()
 
 	start := time.Now()
-	timer := time.NewTimer(c.opts.MaxWait)
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-w.ready:
@@ -291,22 +327,28 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration) {
 	if short <= 0 {
 		return
 	}
-	if c.longRTT == 0 {
-		c.longRTT = short
-	} else {
-		c.longRTT += (short - c.longRTT) * 0.05
+	if n := int(now.Sub(c.baseEpoch) / baseEpochLen); n >= baseEpochs {
+		c.baseMin, c.baseEpoch = [baseEpochs]float64{}, now
+	} else if n > 0 {
+		copy(c.baseMin[n:], c.baseMin[:baseEpochs-n])
+		clear(c.baseMin[:n])
+		c.baseEpoch = c.baseEpoch.Add(time.Duration(n) * baseEpochLen)
 	}
-	// After a spike the long average sits far above the recent latency;
-	// pull it down quickly so the limit can grow back.
-	if c.longRTT/short > 2 {
-		c.longRTT *= 0.9
+	if c.baseMin[0] == 0 || short < c.baseMin[0] {
+		c.baseMin[0] = short
+	}
+	base := short
+	for _, m := range c.baseMin {
+		if m > 0 {
+			base = math.Min(base, m)
+		}
 	}
 	// A node using less than half its limit says nothing about whether a
 	// larger one would be safe.
 	if float64(maxIn) < c.limit/2 {
 		return
 	}
-	gradient := math.Max(0.5, math.Min(1, c.opts.Tolerance*c.longRTT/short))
+	gradient := math.Max(0.5, math.Min(1, c.opts.Tolerance*base/short))
 	next := c.limit*gradient + math.Sqrt(c.limit)
 	next = c.limit*0.8 + next*0.2
 	c.limit = math.Max(float64(c.opts.MinLimit), math.Min(float64(c.opts.MaxLimit), next))

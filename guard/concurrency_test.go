@@ -217,3 +217,80 @@ func TestHugeMaxIsNoLimit(t *testing.T) {
 		t.Fatalf("Redis refused: %+v", d)
 	}
 }
+
+// A node whose latency grows with the work in flight (4 requests at a time
+// at 1 ms each, queueing beyond that) under a load that always fills the
+// limit: the limit must settle and stay near where latency starts to grow,
+// however long the overload lasts. (It never sees the 1 ms of an idle node,
+// only the 2 ms of its first window at the initial limit of 8.) A limiter
+// that compares latency with its own long-run average lets both creep up
+// to MaxLimit instead.
+func TestConcurrencySustainedOverloadDoesNotCreep(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 8, MinLimit: 2, MaxLimit: 1000, MaxWait: -1})
+	clock := time.Unix(0, 0)
+	c.now = func() time.Time { return clock }
+	ctx := context.Background()
+	var worst time.Duration
+	for round := range 3000 { // five simulated minutes
+		var ts []Ticket
+		for {
+			tk, ok := c.Acquire(ctx, PriorityRead)
+			if !ok {
+				break
+			}
+			ts = append(ts, tk)
+		}
+		rtt := time.Duration(max(1, float64(len(ts))/4) * float64(time.Millisecond))
+		if round > 300 {
+			worst = max(worst, rtt)
+		}
+		clock = clock.Add(rtt)
+		for _, tk := range ts {
+			tk.Release()
+		}
+		clock = clock.Add(100 * time.Millisecond)
+	}
+	if l := c.Limit(); l > 24 {
+		t.Fatalf("limit crept to %d under a sustained overload; the node runs 4 at a time", l)
+	}
+	if worst > 6*time.Millisecond {
+		t.Fatalf("latency reached %v under a sustained overload; unloaded it is 1ms", worst)
+	}
+}
+
+// While the queue stands (the node is overloaded, not catching a burst), a
+// newcomer that could not get a slot within a short wait is shed at once
+// instead of queueing for the full MaxWait.
+func TestConcurrencyStandingQueueShedsAtOnce(t *testing.T) {
+	c := fixedLimit(1, time.Hour)
+	clock := time.Unix(0, 0)
+	c.now = func() time.Time { return clock }
+	held, _ := c.Acquire(context.Background(), PriorityRead)
+	waiting := make(chan bool)
+	go func() {
+		_, ok := c.Acquire(context.Background(), PriorityRead)
+		waiting <- ok
+	}()
+	for c.queuedLen() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	clock = clock.Add(time.Second) // the queue has stood for a second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, ok := c.Acquire(ctx, PriorityRead); ok {
+		t.Fatal("admitted over a full limit")
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the newcomer queued instead of being shed at once")
+	}
+	held.Release()
+	if !<-waiting {
+		t.Fatal("the queued request was not admitted when the slot freed")
+	}
+}
+
+func (c *Concurrency) queuedLen() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
+}
