@@ -63,6 +63,9 @@ func (s *Server) finish(w *statusWriter, r *http.Request, route string, start ti
 	if (!s.logRequests && s.logs == nil) || quiet(route) {
 		return
 	}
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && !s.limits.logRefusal() {
+		return
+	}
 	st := s.app.Settings().Logs
 	ip := ""
 	if st.LogIP {

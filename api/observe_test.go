@@ -352,3 +352,35 @@ func (r *response) contains(s string) *response {
 }
 
 func urlQuery(s string) string { return url.QueryEscape(s) }
+
+// A flood of refused requests is counted in full but logged only in part:
+// writing every 429 to the request log would cost more than refusing it.
+func TestRefusalsAreLoggedSampled(t *testing.T) {
+	o := newObservedServer(t, false)
+	o.su("PATCH", "/api/settings", map[string]any{"rateLimits": map[string]any{
+		"enabled": true, "rules": []any{map[string]any{"label": "/api/health", "duration": 3600, "maxRequests": 1}},
+		"excludedIPs": []string{}}}).status(200)
+	o.do("GET", "/api/health", "", nil).status(200)
+	const flood = 500
+	for range flood {
+		o.do("GET", "/api/health", "", nil).status(429)
+	}
+	if err := o.logs.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	list := o.su("GET", "/api/logs?filter="+urlQuery(`data.status = 429`)+"&perPage=1", nil).status(200).json()
+	logged := int(list["totalItems"].(float64))
+	dropped := int(value(t, o.scrape(), "strata_http_refusals_unlogged_total", nil))
+	// 50 at once and 10 a second: the flood takes far less than the 40 s
+	// that would let every refusal through.
+	if logged < 1 || logged >= flood {
+		t.Fatalf("%d of %d refusals in the request log, want some but not all", logged, flood)
+	}
+	if dropped < flood-logged {
+		t.Fatalf("unlogged counter %d, want ≥ %d", dropped, flood-logged)
+	}
+	mfs := o.scrape()
+	if got := value(t, mfs, "strata_http_requests_total", map[string]string{"status": "429"}); got != flood {
+		t.Fatalf("metrics counted %v refusals, want every one of %d", got, flood)
+	}
+}

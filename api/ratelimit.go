@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/guard"
@@ -138,10 +139,29 @@ type limits struct {
 	rules          atomic.Pointer[rateRules]
 
 	limited *prometheus.CounterVec
+	// refusals samples the log lines and request-log entries of 429 and
+	// 503 answers: a flood refused cheaply must not turn into a flood of
+	// log writes that costs more than the refusals. Metrics count them all.
+	refusals        *rate.Limiter
+	refusalsDropped prometheus.Counter
+}
+
+// logRefusal reports whether a 429/503 answer may be logged now.
+func (l *limits) logRefusal() bool {
+	if l.refusals.Allow() {
+		return true
+	}
+	l.refusalsDropped.Inc()
+	return false
 }
 
 func newLimits(opts Options) *limits {
-	l := &limits{limiter: opts.RateLimiter, conc: opts.Concurrency, requestTimeout: opts.RequestTimeout}
+	l := &limits{limiter: opts.RateLimiter, conc: opts.Concurrency, requestTimeout: opts.RequestTimeout,
+		refusals: rate.NewLimiter(10, 50)}
+	l.refusalsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "strata", Subsystem: "http", Name: "refusals_unlogged_total",
+		Help: "Log lines and request-log entries of 429 and 503 answers left out because more than 10 per second (bursts of 50) were written.",
+	})
 	if l.limiter == nil {
 		l.limiter = guard.NewLocal()
 	}
@@ -153,7 +173,7 @@ func newLimits(opts Options) *limits {
 }
 
 func (l *limits) collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{l.limited}
+	cs := []prometheus.Collector{l.limited, l.refusalsDropped}
 	if f, ok := l.limiter.(interface{ Fallbacks() int64 }); ok {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: "strata", Subsystem: "ratelimit", Name: "redis_fallbacks_total",

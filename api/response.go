@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
@@ -89,7 +90,7 @@ func errorResponse(err error) (int, errorBody) {
 	return status, errorBody{Status: status, Message: sentence(msg), Data: data}
 }
 
-// writeError sends err in PocketBase's shape; only internal errors are
+// writeError sends err in PocketBase's shape; only server-side failures are
 // logged (the rest are the caller's mistakes, not ours).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
@@ -100,9 +101,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = strata.EUnavailable
 	}
 	s.m.countError(code)
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		// Overload and timeouts, not bugs: a warning, sampled with the
+		// other refusals; a client that went away is not even that.
+		level := slog.LevelWarn
+		if r.Context().Err() == context.Canceled {
+			level = slog.LevelDebug
+		}
+		if s.log.Enabled(r.Context(), level) && s.limits.logRefusal() {
+			s.log.Log(r.Context(), level, "request not served", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		}
+	case status >= 500:
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
-	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
+	case s.log.Enabled(r.Context(), slog.LevelDebug):
 		s.log.DebugContext(r.Context(), "request rejected", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
