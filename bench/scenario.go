@@ -45,8 +45,10 @@ func (s scenario) uses(op string) bool { return slices.Contains(s.ops, op) }
 
 // scenarios are the built-in scenarios by name.
 var scenarios = map[string]scenario{
-	"view":   {desc: "GET a seeded record by id", ops: []string{"view"}},
-	"list":   {desc: "GET 20 records with a range filter on an indexed number, sorted by it, skipTotal", ops: []string{"list"}},
+	"view": {desc: "GET a seeded record by id", ops: []string{"view"}},
+	"list": {desc: "GET 20 records with a range filter on an indexed number, sorted by it, skipTotal", ops: []string{"list"}},
+	"search": {desc: "GET 20 records whose title contains a number (a scan), sorted by -n, with the total count",
+		ops: []string{"search"}},
 	"create": {desc: "POST a 3-field record", ops: []string{"create"}},
 	"update": {desc: "PATCH a seeded record", ops: []string{"update"}},
 	"auth":   {desc: "auth-with-password as a users record", ops: []string{"auth"}},
@@ -224,6 +226,9 @@ func (t *target) do(ctx context.Context, op string, rnd *randv2.Rand) (int, erro
 		lo := rnd.IntN(max(t.records/2, 1))
 		f := fmt.Sprintf("n >= %d && n < %d", lo, lo+t.records/2)
 		method, path = "GET", recs+"?perPage=20&sort=-n&skipTotal=1&filter="+url.QueryEscape(f)
+	case "search":
+		f := fmt.Sprintf("title ~ '%d'", rnd.IntN(100))
+		method, path = "GET", recs+"?perPage=20&sort=-n&filter="+url.QueryEscape(f)
 	case "create":
 		method, path = "POST", recs
 		body = fmt.Appendf(nil, `{"title":"created by strata bench","n":%d,"body":"lorem ipsum dolor sit amet"}`, rnd.IntN(1_000_000))
