@@ -182,7 +182,7 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 		}
 		st, err = sqlite.Open(ctx, path, sqlite.Options{Registerer: c.registry})
 	case strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
-		st, err = postgres.Open(ctx, c.DB, postgres.Options{Replicas: c.Replicas.urls, MaxReplicaLag: c.MaxReplicaLag, Logger: log})
+		st, err = postgres.Open(ctx, c.DB, postgres.Options{Replicas: c.Replicas.urls, MaxReplicaLag: c.MaxReplicaLag, Logger: log, Registerer: c.registry})
 	default:
 		err = errors.New("--db: want empty (SQLite in --dir) or a postgres:// URL")
 	}

@@ -16,6 +16,9 @@ var (
 		"strata_http_requests_total": true, "strata_http_request_duration_seconds_bucket": true,
 		"strata_http_requests_in_flight": true, "strata_store_write_queue_length": true,
 		"strata_store_pool_wait_total": true, "strata_logs_dropped_total": true,
+		// store/postgres (deploy/scrape_test.go checks them in a real scrape)
+		"strata_store_replica_lag_seconds": true, "strata_store_replica_max_lag_seconds": true,
+		"strata_store_replica_up": true,
 	}
 	pending = map[string]bool{"strata_guard_shed_total": true}
 )
@@ -39,5 +42,18 @@ func TestAlertRules(t *testing.T) {
 		if !exported[name] && !pending[name] {
 			t.Errorf("alerts.yml uses %s, which Strata does not export", name)
 		}
+	}
+}
+
+// TestAlertRuleUnitTests runs alerts_test.yml: each rule fires on the
+// series it is meant for, after its "for", and on no other.
+func TestAlertRuleUnitTests(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found (run scripts/ensure-services.sh): %v", err)
+	}
+	out, err := exec.Command(promtool, "test", "rules", "alerts_test.yml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/strata-run/strata"
 )
 
@@ -57,12 +58,19 @@ type Options struct {
 	ReplicaRetry time.Duration
 	// Logger receives replica state changes; nil means slog.Default().
 	Logger *slog.Logger
+	// Registerer, when set, receives the store's metrics (metrics.go):
+	// call latency, pool usage per primary and replica, replica lag and
+	// health, and where reads went.
+	Registerer prometheus.Registerer
 }
 
 // Store is a strata.Store on one PostgreSQL database (the primary).
 type Store struct {
 	pool     *pgxpool.Pool
 	replicas *replicaSet // nil without replicas
+	m        *metrics
+	// primaryReads counts the reads the primary served, by why.
+	primaryReads readCounts
 }
 
 var _ strata.Store = (*Store)(nil)
@@ -92,6 +100,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	s := &Store{pool: pool}
+	s.m = newMetrics(s)
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -99,6 +108,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if len(opts.Replicas) > 0 {
 		if s.replicas, err = newReplicaSet(ctx, pool, cfg, opts); err != nil {
 			pool.Close()
+			return nil, err
+		}
+	}
+	if opts.Registerer != nil {
+		if err := s.m.register(opts.Registerer); err != nil {
+			s.Close()
 			return nil, err
 		}
 	}
@@ -188,7 +203,7 @@ type db interface {
 
 // FindRecords implements strata.Reader; it may be served by a replica.
 func (s *Store) FindRecords(ctx context.Context, q *strata.RecordQuery) (out []*strata.Record, err error) {
-	err = s.read(ctx, func(d db) error {
+	err = s.read(ctx, opFind, func(d db) error {
 		var err error
 		out, err = findRecords(ctx, d, q)
 		return err
@@ -198,7 +213,7 @@ func (s *Store) FindRecords(ctx context.Context, q *strata.RecordQuery) (out []*
 
 // CountRecords implements strata.Reader; it may be served by a replica.
 func (s *Store) CountRecords(ctx context.Context, q *strata.RecordQuery) (n int, err error) {
-	err = s.read(ctx, func(d db) error {
+	err = s.read(ctx, opCount, func(d db) error {
 		var err error
 		n, err = countRecords(ctx, d, q)
 		return err
@@ -209,13 +224,14 @@ func (s *Store) CountRecords(ctx context.Context, q *strata.RecordQuery) (n int,
 // Setting implements strata.Reader. Settings are read from the primary:
 // they are read rarely, right after they change.
 func (s *Store) Setting(ctx context.Context, key string) (json.RawMessage, bool, error) {
+	defer s.m.observe(opSetting, onPrimary, time.Now())
 	return setting(ctx, s.pool, key)
 }
 
 // Changes implements strata.Reader; it may be served by a replica, which
 // replays the log in commit order too, so a tail never skips an entry.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) (out []strata.Change, err error) {
-	err = s.read(ctx, func(d db) error {
+	err = s.read(ctx, opChanges, func(d db) error {
 		var err error
 		out, err = changes(ctx, d, after, limit)
 		return err
@@ -235,6 +251,7 @@ func (s *Store) LastChangeSeq(ctx context.Context) (int64, error) {
 
 // Collections implements strata.Store.
 func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
+	defer s.m.observe(opCollections, onPrimary, time.Now())
 	rows, err := s.pool.Query(ctx, `SELECT data::text FROM _collections ORDER BY created, _rowid`)
 	if err != nil {
 		return nil, translate(fmt.Errorf("load collections: %w", err), nil)
@@ -259,6 +276,7 @@ func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
 // log entries it produced are appended just before COMMIT (see the package
 // doc for why).
 func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) (_ []strata.Change, err error) {
+	defer s.m.observe(opWrite, onPrimary, time.Now())
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, translate(fmt.Errorf("begin: %w", err), nil)
@@ -277,16 +295,25 @@ func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) (_ []strata
 	if err := runFn(fn, t); err != nil {
 		return nil, err
 	}
-	if err := t.appendChanges(ctx); err != nil {
+	if err := s.commit(ctx, t); err != nil {
 		return nil, err
-	}
-	if err := ptx.Commit(ctx); err != nil {
-		return nil, translate(fmt.Errorf("commit: %w", err), nil)
 	}
 	if s.replicas != nil {
 		s.writeToken(ctx, conn)
 	}
 	return t.changes, nil
+}
+
+// commit appends t's change-log entries and commits.
+func (s *Store) commit(ctx context.Context, t *tx) error {
+	defer s.m.observe(opCommit, onPrimary, time.Now())
+	if err := t.appendChanges(ctx); err != nil {
+		return err
+	}
+	if err := t.tx.Commit(ctx); err != nil {
+		return translate(fmt.Errorf("commit: %w", err), nil)
+	}
+	return nil
 }
 
 // runFn runs a caller's transaction body, turning a panic into an error.

@@ -37,28 +37,30 @@ import (
 
 // replica is one streaming replica.
 type replica struct {
-	name string // host:port, for logs and stats
-	pool *pgxpool.Pool
+	name  string // host:port, for logs and stats
+	label string // "replica-N" (N from 1, in configuration order): the metrics' pool label
+	pool  *pgxpool.Pool
 
 	healthy  atomic.Bool
+	up       atomic.Bool   // the last check reached it
+	lagging  atomic.Bool   // out of reads for lagging past the bound (not for failing)
 	replayed atomic.Uint64 // last replay LSN read
 	lag      atomic.Int64  // nanoseconds
 	retryAt  atomic.Int64  // unix nanos before which an erroring replica is not tried
-	reads    atomic.Int64
+	reads    readCounts    // reads it served, by reason
 	failures atomic.Int64
 	checking atomic.Bool // one on-demand position check at a time
 }
 
 // replicaSet routes reads over the replicas of one primary.
 type replicaSet struct {
-	primary   *pgxpool.Pool
-	list      []*replica
-	maxLag    time.Duration
-	every     time.Duration
-	retry     time.Duration
-	log       *slog.Logger
-	next      atomic.Uint64 // rotates among equally good replicas
-	primReads atomic.Int64
+	primary *pgxpool.Pool
+	list    []*replica
+	maxLag  time.Duration
+	every   time.Duration
+	retry   time.Duration
+	log     *slog.Logger
+	next    atomic.Uint64 // rotates among equally good replicas
 
 	samplesMu sync.Mutex
 	samples   []lsnSample // primary positions, oldest first, each distinct
@@ -112,7 +114,9 @@ func newReplicaSet(ctx context.Context, primary *pgxpool.Pool, base *pgxpool.Con
 			rs.close()
 			return nil, fmt.Errorf("postgres: replica: %w", err)
 		}
-		rs.list = append(rs.list, &replica{name: fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), pool: pool})
+		// The name never carries the DSN's credentials: it is logged and exported.
+		rs.list = append(rs.list, &replica{name: fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port),
+			label: fmt.Sprintf("replica-%d", len(rs.list)+1), pool: pool})
 	}
 	// One round before serving, so reads spread from the first request.
 	rs.check(ctx)
@@ -177,9 +181,11 @@ func (rs *replicaSet) checkReplica(ctx context.Context, r *replica) {
 		rs.fail(r, err)
 		return
 	}
+	r.up.Store(true)
 	r.replayed.Store(lsn)
 	lag := rs.lagOf(lsn, now)
 	r.lag.Store(int64(lag))
+	r.lagging.Store(lag > rs.maxLag)
 	switch {
 	case lag > rs.maxLag && r.healthy.Load():
 		r.healthy.Store(false)
@@ -194,6 +200,8 @@ func (rs *replicaSet) checkReplica(ctx context.Context, r *replica) {
 func (rs *replicaSet) fail(r *replica, err error) {
 	r.failures.Add(1)
 	r.retryAt.Store(time.Now().Add(rs.retry).UnixNano())
+	r.up.Store(false)
+	r.lagging.Store(false)
 	if r.healthy.Swap(false) {
 		rs.log.Warn("postgres: replica failed, reads go elsewhere", "replica", r.name, "err", err)
 	}
@@ -229,17 +237,22 @@ func (rs *replicaSet) lagOf(replayed uint64, now time.Time) time.Duration {
 
 // pick chooses the replica for a read with minimum token (0: none). check
 // is set when the replica's cached position is behind token: the caller
-// must re-read it before using the replica.
-func (rs *replicaSet) pick(token uint64) (r *replica, check bool) {
+// must re-read it before using the replica. Without a replica, why says
+// why the primary serves the read.
+func (rs *replicaSet) pick(token uint64) (r *replica, check bool, why readReason) {
 	if token == strata.ReadLatest {
-		return nil, false
+		return nil, false, reasonLatest
 	}
 	n := len(rs.list)
 	start := int(rs.next.Add(1) % uint64(n))
 	var best, behind *replica
+	why = reasonUnhealthy
 	for i := range n {
 		c := rs.list[(start+i)%n]
 		if !c.healthy.Load() {
+			if c.lagging.Load() {
+				why = reasonLagging
+			}
 			continue
 		}
 		if c.replayed.Load() >= token {
@@ -251,12 +264,15 @@ func (rs *replicaSet) pick(token uint64) (r *replica, check bool) {
 		}
 	}
 	if best != nil {
-		return best, false
+		return best, false, 0
 	}
-	if behind != nil && behind.checking.CompareAndSwap(false, true) {
-		return behind, true
+	if behind != nil {
+		if behind.checking.CompareAndSwap(false, true) {
+			return behind, true, 0
+		}
+		why = reasonToken
 	}
-	return nil, false
+	return nil, false, why
 }
 
 // errStale means a replica had not replayed far enough for a read.
@@ -288,31 +304,55 @@ func (rs *replicaSet) onReplica(ctx context.Context, r *replica, token uint64, c
 	if err := fn(conn); err != nil {
 		return err
 	}
-	r.reads.Add(1)
+	switch {
+	case check:
+		r.reads[reasonChecked].Add(1)
+	case token == 0:
+		r.reads[reasonNoToken].Add(1)
+	default:
+		r.reads[reasonCaughtUp].Add(1)
+	}
 	return nil
 }
 
 // read runs fn on a replica that may serve a read under ctx, or on the
 // primary: when there is none, or the replica fails.
-func (s *Store) read(ctx context.Context, fn func(db) error) error {
+func (s *Store) read(ctx context.Context, o op, fn func(db) error) error {
+	start := time.Now()
 	rs := s.replicas
 	if rs == nil {
+		s.primaryReads[reasonNoReplicas].Add(1)
+		defer s.m.observe(o, onPrimary, start)
 		return fn(s.pool)
 	}
 	token := strata.ReadAfter(ctx)
-	if r, check := rs.pick(token); r != nil {
+	r, check, why := rs.pick(token)
+	if r != nil {
 		err := rs.onReplica(ctx, r, token, check, fn)
 		if err == nil {
+			s.m.observe(o, onReplica, start)
 			return nil
 		}
 		if ctx.Err() != nil || (queryFault(err) && !schemaLag(err)) {
+			s.m.observe(o, onReplica, start)
 			return err
 		}
-		if !errors.Is(err, errStale) && !recoveryConflict(err) && !schemaLag(err) {
+		switch {
+		case errors.Is(err, errStale):
+			why = reasonToken
+		case recoveryConflict(err):
+			why = reasonRecoveryConflict
+		case schemaLag(err):
+			why = reasonSchemaLag
+		default:
+			why = reasonReplicaError
 			rs.fail(r, err)
 		}
 	}
-	rs.primReads.Add(1)
+	s.primaryReads[why].Add(1)
+	// A read retried here after its replica failed is timed whole: the
+	// caller waited for both attempts.
+	defer s.m.observe(o, onPrimary, start)
 	return fn(s.pool)
 }
 
@@ -380,10 +420,10 @@ func (s *Store) ReadStats() ReadStats {
 	if s.replicas == nil {
 		return st
 	}
-	st.Primary = s.replicas.primReads.Load()
+	st.Primary = s.primaryReads.total()
 	for _, r := range s.replicas.list {
 		st.Replicas = append(st.Replicas, ReplicaStats{Name: r.name, Healthy: r.healthy.Load(), Replayed: r.replayed.Load(),
-			Lag: time.Duration(r.lag.Load()), Reads: r.reads.Load(), Failures: r.failures.Load()})
+			Lag: time.Duration(r.lag.Load()), Reads: r.reads.total(), Failures: r.failures.Load()})
 	}
 	return st
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/store/postgres"
 	"github.com/strata-run/strata/store/postgres/pgtest"
@@ -17,9 +19,10 @@ import (
 // replicaFixture is a store on a fresh primary with one replica that
 // applies commits applyDelay late, and a collection "kv" (id, n).
 type replicaFixture struct {
-	cluster *pgtest.Cluster
-	store   *postgres.Store
-	coll    *strata.Collection
+	cluster  *pgtest.Cluster
+	store    *postgres.Store
+	coll     *strata.Collection
+	registry *prometheus.Registry // the store's metrics
 }
 
 const applyDelay = 300 * time.Millisecond
@@ -28,8 +31,9 @@ func newReplicaFixture(t *testing.T) *replicaFixture {
 	t.Helper()
 	cl := pgtest.Start(t, pgtest.Options{ApplyDelay: applyDelay})
 	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
 	st, err := postgres.Open(ctx, cl.Primary.DSN(), postgres.Options{MaxConns: 32, Replicas: []string{cl.Replica.DSN()},
-		ReplicaCheckEvery: 50 * time.Millisecond, ReplicaRetry: 200 * time.Millisecond})
+		ReplicaCheckEvery: 50 * time.Millisecond, ReplicaRetry: 200 * time.Millisecond, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +45,7 @@ func newReplicaFixture(t *testing.T) *replicaFixture {
 	if _, err := st.Write(ctx, func(tx strata.Tx) error { return tx.CreateCollection(ctx, c) }); err != nil {
 		t.Fatal(err)
 	}
-	return &replicaFixture{cluster: cl, store: st, coll: c}
+	return &replicaFixture{cluster: cl, store: st, coll: c, registry: reg}
 }
 
 // put writes id=n and returns the write's consistency token.
@@ -158,6 +162,7 @@ func TestReadsMoveToReplica(t *testing.T) {
 	if got := replicaReads(f.store) - before; got != 20 {
 		t.Fatalf("replica served %d of 20 reads without a token", got)
 	}
+	f.checkMetrics(t, 20)
 }
 
 // TestReplicaLoss stops the replica in the middle of a read/write mix: no
