@@ -46,7 +46,7 @@ var bootstrapped = map[string]bool{
 
 // unsupported are PocketBase system collections Strata has no use for.
 var unsupported = map[string]string{
-	"_authOrigins": "Strata does not keep auth origins (new-location alerts start afresh)",
+	"_authOrigins": "Strata does not keep auth origins",
 }
 
 // Options tune Copy.

@@ -69,8 +69,9 @@ const (
 
 // newStrataDir fills a Strata data dir through the service layer: every
 // field type, single and multiple relations, an auth collection besides
-// users, a unique index and settings. It returns the dir, closed.
-func newStrataDir(tb testing.TB, posts int) string {
+// users, a unique index and settings. It returns the dir, closed, and an
+// auth token of the user issued before the move.
+func newStrataDir(tb testing.TB, posts int) (string, string) {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -153,7 +154,7 @@ func newStrataDir(tb testing.TB, posts int) string {
 	if _, err := app.UpdateSettings(ctx, superuser(app), json.RawMessage(`{"meta":{"appName":"Migrated App"}}`)); err != nil {
 		tb.Fatal(err)
 	}
-	return dir
+	return dir, signIn(tb, app, "users", userEmail, userPass).Token
 }
 
 // allRecords reads every record of every collection, keyed by collection
@@ -180,7 +181,7 @@ func allRecords(tb testing.TB, st strata.Store) map[string]map[string]map[string
 	return out
 }
 
-func signIn(tb testing.TB, app *service.App, collection, email, pass string) *strata.Record {
+func signIn(tb testing.TB, app *service.App, collection, email, pass string) *service.AuthResult {
 	tb.Helper()
 	c, err := app.AuthCollection(collection)
 	if err != nil {
@@ -191,12 +192,12 @@ func signIn(tb testing.TB, app *service.App, collection, email, pass string) *st
 	if err != nil {
 		tb.Fatalf("sign in %s to %s: %v", email, collection, err)
 	}
-	return res.Record
+	return res
 }
 
 func TestCopyStrataToPostgres(t *testing.T) {
 	ctx := context.Background()
-	dir := newStrataDir(t, 230)
+	dir, token := newStrataDir(t, 230)
 
 	src, err := Open(ctx, dir)
 	if err != nil {
@@ -285,17 +286,20 @@ func TestCopyStrataToPostgres(t *testing.T) {
 	}
 	signIn(t, app, "users", userEmail, userPass)
 	signIn(t, app, "members", memberEmail, memberPass)
+	// Token secrets and token keys moved with the data: sessions survive.
+	if r := app.Authenticate(ctx, token); r == nil || r.String("email") != userEmail {
+		t.Errorf("token issued before the move: authenticated %v", r)
+	}
 	signIn(t, app, "_superusers", suEmail, suPass)
 	last, err := dst.LastChangeSeq(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	posts := app.Collection("posts")
-	_, chs, err := app.CreateRecord(ctx, superuser(app), posts, service.Input{"slug": "post-0001"})
-	if strata.ErrorCodeOf(err) != strata.EInvalid {
+	if _, _, err := app.CreateRecord(ctx, superuser(app), posts, service.Input{"slug": "post-0001"}); strata.ErrorCodeOf(err) != strata.EInvalid {
 		t.Fatalf("duplicate slug: err = %v", err)
 	}
-	_, chs, err = app.CreateRecord(ctx, superuser(app), posts, service.Input{"slug": "after-migration"})
+	_, chs, err := app.CreateRecord(ctx, superuser(app), posts, service.Input{"slug": "after-migration"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +314,7 @@ func TestCopyStrataToPostgres(t *testing.T) {
 
 func TestCopyRefusesNonEmptyDestination(t *testing.T) {
 	ctx := context.Background()
-	dir := newStrataDir(t, 5)
+	dir, _ := newStrataDir(t, 5)
 	src, err := Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -631,7 +635,7 @@ func TestCopyPocketBaseToPostgres(t *testing.T) {
 	if users.Auth.AuthToken.Secret != "users-secret-0123456789012345678901234567890123456789" || users.Auth.AuthToken.Duration != 604800 {
 		t.Errorf("users auth options = %+v", users.Auth.AuthToken)
 	}
-	u := signIn(t, app, "users", "carol@pb.example", pbUserPass)
+	u := signIn(t, app, "users", "carol@pb.example", pbUserPass).Record
 	if u.ID() != "u12345678901234" || u.String("tokenKey") != "tk-user-0123456789012345678901234567890123456789" ||
 		!u.Bool("verified") || !u.Bool("emailVisibility") || u.String("updated") != "2024-12-01 08:00:00.000Z" || u.String("avatar") != "carol_x1.png" {
 		t.Errorf("signed-in user = %#v", u.Data)
