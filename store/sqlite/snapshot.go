@@ -59,11 +59,12 @@ func snapshotColumn(f *strata.Field, v string) string {
 	return "CAST(" + v + " AS TEXT)"
 }
 
-// uncached keeps snapshot queries out of the read pool's statement cache:
-// their SQL varies with the number of rows, and the cache, once full,
-// stops caching the queries that do repeat.
+// uncached keeps snapshot queries of several rows out of the read pool's
+// statement cache: their SQL varies with the number of rows, and the
+// cache, once full, stops caching the queries that do repeat. One-row
+// snapshots (realtime deletes) repeat like any other query.
 func uncached(db queryer, q *strata.RecordQuery) queryer {
-	if sq, ok := db.(stmtQueryer); ok && q.Snapshot != nil {
+	if sq, ok := db.(stmtQueryer); ok && len(q.Snapshot) > 1 {
 		return sq.s.reader
 	}
 	return db
