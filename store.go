@@ -65,6 +65,14 @@ type RecordQuery struct {
 	SortRestricted bool
 	Limit          int // 0 = no limit
 	Offset         int
+	// Snapshot, when non-nil, is read in place of the collection's table:
+	// every condition applies to these rows (e.g. records already deleted,
+	// as the change log kept them) as to stored rows, while relations,
+	// back-relations and @collection still read the live tables. It is how
+	// a rule is checked for a deleted record. Ids should be distinct, so
+	// that results can be told apart; results come in Snapshot order
+	// unless Sort says otherwise.
+	Snapshot []*Record
 }
 
 // Change is one entry of the change log, written in the same transaction as

@@ -101,12 +101,15 @@ func (a *access) inMemory(r *strata.Record) (ok, decided bool) {
 }
 
 // visible returns which of recs the caller may see. Records the store
-// must decide are checked together in one query by id. deleted marks
-// records that are no longer stored (deletes): a store query cannot see
-// them, so unless memory decides they stay hidden (never leak).
-func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.Record, deleted func(i int) bool) ([]bool, error) {
+// must decide are checked together in one query by id on their stored
+// rows. snapshot marks records to judge as given instead (a deleted record
+// as the change log kept it, or a past state of the record): the store
+// reads them in place of the table, with relations and @collection read
+// from the live tables.
+func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.Record, snapshot func(i int) bool) ([]bool, error) {
 	out := make([]bool, len(recs))
 	var ask []string
+	var gone []int
 	idx := map[string][]int{}
 	for i, r := range recs {
 		ok, decided := a.inMemory(r)
@@ -114,7 +117,8 @@ func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.R
 			out[i] = ok
 			continue
 		}
-		if deleted != nil && deleted(i) {
+		if snapshot != nil && snapshot(i) {
+			gone = append(gone, i)
 			continue
 		}
 		id := r.ID()
@@ -123,12 +127,17 @@ func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.R
 		}
 		idx[id] = append(idx[id], i)
 	}
+	// The change being delivered is committed on the primary; a lagging
+	// replica would not have the row (or, for a delete, the related rows
+	// the rule reads) yet and the event would be dropped.
+	ctx = strata.WithReadAfter(ctx, strata.ReadLatest)
+	if err := a.visibleSnapshots(ctx, st, recs, gone, out); err != nil {
+		return nil, err
+	}
 	if len(ask) == 0 {
 		return out, nil
 	}
-	// The change being delivered is committed on the primary; a lagging
-	// replica would not have the row yet and the event would be dropped.
-	got, err := st.FindRecords(strata.WithReadAfter(ctx, strata.ReadLatest), &strata.RecordQuery{Collection: a.c, Schema: a.env.Schema, Request: a.req,
+	got, err := st.FindRecords(ctx, &strata.RecordQuery{Collection: a.c, Schema: a.env.Schema, Request: a.req,
 		Filters: a.filters, IDs: ask})
 	if err != nil {
 		return nil, err
@@ -139,4 +148,43 @@ func (a *access) visible(ctx context.Context, st strata.Reader, recs []*strata.R
 		}
 	}
 	return out, nil
+}
+
+// maxSnapshotValues bounds the bind values (rows × fields) of one snapshot
+// query, well below SQLite's and PostgreSQL's parameter limits.
+const maxSnapshotValues = 10000
+
+// visibleSnapshots sets out[i] for the records recs[i], i in which, that
+// pass the access condition as snapshots. Each query holds distinct ids
+// (results are told apart by id; a record deleted twice in one batch, after
+// being re-created with its id, or changed twice, goes to a later query) and a bounded number
+// of rows.
+func (a *access) visibleSnapshots(ctx context.Context, st strata.Reader, recs []*strata.Record, which []int, out []bool) error {
+	per := max(1, min(100, maxSnapshotValues/max(1, len(a.c.Fields))))
+	for len(which) > 0 {
+		var batch []*strata.Record
+		pos := map[string]int{}
+		var rest []int
+		for _, i := range which {
+			id := recs[i].ID()
+			if _, dup := pos[id]; dup || len(batch) == per {
+				rest = append(rest, i)
+				continue
+			}
+			pos[id] = i
+			batch = append(batch, recs[i])
+		}
+		got, err := st.FindRecords(ctx, &strata.RecordQuery{Collection: a.c, Schema: a.env.Schema, Request: a.req,
+			Filters: a.filters, Snapshot: batch})
+		if err != nil {
+			return err
+		}
+		for _, r := range got {
+			if i, ok := pos[r.ID()]; ok {
+				out[i] = true
+			}
+		}
+		which = rest
+	}
+	return nil
 }

@@ -217,6 +217,8 @@ func (h *Hub) deliver(ctx context.Context, c *strata.Collection, rec *strata.Rec
 		rule = c.ListRule
 	}
 	acc := newAccess(h.app, c, req, rule, g.sub.query["filter"])
+	// A deleted record is judged on the row the change log kept; other
+	// records on their stored row, as PocketBase checks live events.
 	ok, err := acc.visible(ctx, h.app.Store(), []*strata.Record{rec}, func(int) bool { return action == strata.ActionDelete })
 	if err != nil {
 		h.log.Warn("realtime: check access", "collection", c.Name, "err", err)

@@ -50,7 +50,7 @@ func ParseCursor(s string) (int64, error) {
 // Changes returns the changes of collection c after cursor since, in
 // commit order, keeping only the records req may list under c's listRule
 // (judged on the record as the change left it; for a delete, as it was
-// before). A cursor older than the retained log is refused with
+// before; rows the rule reads in other collections as they are now). A cursor older than the retained log is refused with
 // validation_cursor_expired: the client must refetch the collection and
 // start again from the cursor that refetch began at.
 func Changes(ctx context.Context, app *service.App, req *strata.RequestInfo, c *strata.Collection, since int64, limit int) (*FeedPage, error) {
@@ -101,7 +101,10 @@ func Changes(ctx context.Context, app *service.App, req *strata.RequestInfo, c *
 			mine = append(mine, ch)
 			recs = append(recs, r)
 		}
-		ok, err := acc.visible(ctx, st, recs, func(i int) bool { return mine[i].Action == strata.ActionDelete })
+		// Each entry is judged on the record as that change left it, never
+		// on the current row: an old state must not reach callers who
+		// can see only a later one (nor a deleted record be unjudgeable).
+		ok, err := acc.visible(ctx, st, recs, func(int) bool { return true })
 		if err != nil {
 			return nil, err
 		}

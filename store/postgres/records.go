@@ -35,7 +35,7 @@ func selectSQL(q *strata.RecordQuery, count bool) (string, []any, error) {
 			}
 		}
 	}
-	b.WriteString(" FROM " + quote(c.Name) + " " + alias)
+	b.WriteString(" FROM " + source(q, args) + " " + alias)
 
 	var conds []string
 	for _, f := range q.Filters {

@@ -31,7 +31,7 @@ func selectSQL(q *strata.RecordQuery, count bool) (string, []any, error) {
 			b.WriteString(alias + "." + quote(f.Name))
 		}
 	}
-	b.WriteString(" FROM " + quote(c.Name) + " " + alias)
+	b.WriteString(" FROM " + source(q, args) + " " + alias)
 
 	var conds []string
 	for _, f := range q.Filters {
@@ -112,7 +112,7 @@ func findRecords(ctx context.Context, db queryer, q *strata.RecordQuery) ([]*str
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, query, args...)
+	rows, err := uncached(db, q).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, translate(fmt.Errorf("find %q: %w", q.Collection.Name, err), q.Collection)
 	}
@@ -145,7 +145,7 @@ func countRecords(ctx context.Context, db queryer, q *strata.RecordQuery) (int, 
 		return 0, err
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+	if err := uncached(db, q).QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
 		return 0, translate(fmt.Errorf("count %q: %w", q.Collection.Name, err), q.Collection)
 	}
 	return n, nil

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"UniqueViolation", testUniqueViolation},
 		{"RollbackOnError", testRollback},
 		{"ChangeLog", testChangeLog},
+		{"Snapshot", testSnapshot},
 		{"Settings", testSettings},
 		{"SchemaMigrationKeepsData", testSchemaMigration},
 		{"ConcurrentWriters", testConcurrentWriters},
