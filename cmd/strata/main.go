@@ -2,6 +2,7 @@
 //
 //	strata serve [--http 127.0.0.1:8090] [--dir ./strata_data] [--redis redis://…]
 //	strata superuser upsert|create|update|delete EMAIL [PASSWORD] [--dir DIR]
+//	strata migrate --from DIR --db postgres://…
 //	strata version
 package main
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return runBackup(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "strata", version)
 		return nil
@@ -88,6 +91,10 @@ Commands:
   superuser create EMAIL PASSWORD
   superuser update EMAIL PASSWORD
   superuser delete EMAIL
+  backup ...                 create, list or restore backups (strata backup -h)
+  migrate --from DIR --db postgres://…
+                             copy a strata_data or PocketBase pb_data into PostgreSQL, verified
+  bench ...                  load-test a Strata or PocketBase URL (strata bench -h)
   version                    print the version
 
 Run "strata <command> -h" for the flags of a command.
