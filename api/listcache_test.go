@@ -279,3 +279,27 @@ func TestListCacheRedisDownServesFromTheStore(t *testing.T) {
 		t.Fatalf("hits with Redis down: %+v", s)
 	}
 }
+
+// BenchmarkListCache compares the list of BenchmarkRecordListTotal served
+// from the store with the same list served from the Redis list cache (one
+// Redis round trip per request, including the generation check).
+func BenchmarkListCache(b *testing.B) {
+	ts, _ := benchFixture(b, 10000)
+	h := ts.srv.Config.Handler
+	target := "/api/collections/posts/records?perPage=20&sort=-n&filter=" + urlQuery("n >= 2500 && n < 7500")
+	run := func(b *testing.B) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				serve(b, h, "GET", target, nil, 200)
+			}
+		})
+	}
+	b.Run("store", run)
+	l := withLists(b, ts, redisForLists(b), listPrefix())
+	b.Run("redis", run)
+	if s := l.Stats(); s.Hits == 0 || s.Errors != 0 {
+		b.Fatalf("list cache: %+v", s)
+	}
+}
