@@ -1,11 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/strata-run/strata"
+	"github.com/strata-run/strata/cache"
 	"github.com/strata-run/strata/service"
 )
 
@@ -71,21 +73,92 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := requestInfo(r)
-	res, err := s.app.ListRecords(r.Context(), req, c, p)
+	ctx := r.Context()
+	var fill *cache.ListFill
+	if lists := s.lists(); lists != nil {
+		var body []byte
+		body, fill = lists.Lookup(ctx, cache.ListQuery{Schema: s.app.Schema(), Collection: c, Request: req,
+			Method: r.Method, Query: r.URL.Query()})
+		if body != nil {
+			writeBody(w, r, http.StatusOK, body)
+			return
+		}
+		if fill != nil {
+			// A stored page is served to every matching caller until the
+			// next write, so it is read where every write already is: a
+			// replica could still be behind a write whose generation bump
+			// this lookup saw.
+			ctx = strata.WithReadAfter(ctx, strata.ReadLatest)
+		}
+	}
+	res, err := s.app.ListRecords(ctx, req, c, p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.app.Expand(r.Context(), req, res.Items, r.URL.Query().Get("expand")); err != nil {
+	if err := s.app.Expand(ctx, req, res.Items, r.URL.Query().Get("expand")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	items, err := s.app.Export(r.Context(), req, res.Items)
+	items, err := s.app.Export(ctx, req, res.Items)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeList(w, r, res.Page, res.PerPage, res.TotalItems, res.TotalPages, items)
+	if fill == nil {
+		writeList(w, r, res.Page, res.PerPage, res.TotalItems, res.TotalPages, items)
+		return
+	}
+	// Stored before the response goes out, so that the client's next
+	// request already finds it.
+	buf := &bufferedResponse{header: http.Header{}}
+	writeList(buf, r, res.Page, res.PerPage, res.TotalItems, res.TotalPages, items)
+	if buf.code == http.StatusOK {
+		fill.Store(ctx, buf.body)
+	}
+	buf.replay(w)
+}
+
+// lists returns the shared list cache, when the node runs one.
+func (s *Server) lists() *cache.Lists {
+	if rc, ok := s.app.RecordCache().(*cache.Records); ok {
+		return rc.Lists()
+	}
+	return nil
+}
+
+// bufferedResponse holds a response until it is replayed, so that a list
+// page can be stored before the client sees it. A 304 (If-None-Match
+// matched) has no body and is simply not stored.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   []byte
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.code == 0 {
+		b.code = code
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	b.body = append(b.body, p...)
+	return len(p), nil
+}
+
+func (b *bufferedResponse) replay(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range b.header {
+		h[k] = v
+	}
+	w.WriteHeader(cmp.Or(b.code, http.StatusOK))
+	if len(b.body) > 0 {
+		w.Write(b.body)
+	}
 }
 
 func (s *Server) viewRecord(w http.ResponseWriter, r *http.Request) {

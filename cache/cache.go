@@ -26,6 +26,10 @@ type Records struct {
 	// lock, so a fill can never land after the invalidation it raced with.
 	mu  sync.RWMutex
 	gen atomic.Uint64
+
+	// lists, when set, is the shared list cache: every invalidation is
+	// passed on to it, since every committed write reaches the cache.
+	lists atomic.Pointer[Lists]
 }
 
 var _ strata.RecordCache = (*Records)(nil)
@@ -130,10 +134,13 @@ func (r *Records) Invalidate(changes []strata.Change) {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.gen.Add(1)
 	for _, ch := range changes {
 		r.c.Invalidate(key{ch.CollectionID, ch.RecordID})
+	}
+	r.mu.Unlock()
+	if l := r.lists.Load(); l != nil {
+		l.Invalidate(changes)
 	}
 }
 
@@ -144,6 +151,16 @@ func (r *Records) Purge() {
 	r.gen.Add(1)
 	r.c.InvalidateAll()
 }
+
+// SetLists chains the shared list cache to this one: the service layer
+// invalidates the record cache after every commit, before answering, and
+// for every change it follows from the change log, which is exactly when
+// list generations must advance too. Purge (schema changes) needs no
+// counterpart: collection definitions are part of every list key.
+func (r *Records) SetLists(l *Lists) { r.lists.Store(l) }
+
+// Lists returns the chained list cache (nil: none).
+func (r *Records) Lists() *Lists { return r.lists.Load() }
 
 // Len is the number of cached records (for tests and metrics).
 func (r *Records) Len() int { return r.c.EstimatedSize() }

@@ -33,6 +33,11 @@ func (a *App) RecordCollection(idOrName string) (*strata.Collection, error) {
 	return c, nil
 }
 
+// RecordCache returns the cache reads by id go through (nil: none). The
+// HTTP layer reaches the shared list cache through it (cache.Records.Lists),
+// since the record cache is what every committed write invalidates.
+func (a *App) RecordCache() strata.RecordCache { return a.cache }
+
 // ListParams are the query parameters of a list request, already parsed.
 type ListParams struct {
 	Page, PerPage int

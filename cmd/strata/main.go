@@ -227,6 +227,9 @@ type serveCommand struct {
 	MaxConcurrency int
 	QueueWait      time.Duration
 	RequestTimeout time.Duration
+	// Shared list cache (docs/list-cache.md).
+	ListCache    bool
+	ListCacheTTL time.Duration
 
 	// ready, when set, receives the bound address (tests listen on :0);
 	// metricsReady the metrics listener's, when --metrics-addr is given.
@@ -248,6 +251,8 @@ func (c *serveCommand) parse(args []string) error {
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", 1000, "upper bound of the adaptive concurrency limit")
 	fs.DurationVar(&c.QueueWait, "queue-wait", 50*time.Millisecond, "how long a request over the concurrency limit may wait before 503")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "deadline of every request, passed to the database (0: none; realtime streams excepted)")
+	fs.BoolVar(&c.ListCache, "list-cache", envOr("STRATA_LIST_CACHE", "") == "true", "cache list responses in the --redis Redis, shared by all nodes (docs/list-cache.md; env STRATA_LIST_CACHE=true)")
+	fs.DurationVar(&c.ListCacheTTL, "list-cache-ttl", 30*time.Second, "how long a cached list page lives at most")
 	c.Store.register(fs)
 	return fs.Parse(args)
 }
@@ -298,6 +303,11 @@ func (c *serveCommand) Run(ctx context.Context) error {
 		rc := redis.NewClient(ropts)
 		defer rc.Close()
 		opts.RateLimiter = guard.NewRedis(rc, guard.RedisOptions{Logger: log})
+		if c.ListCache {
+			enableListCache(app, rc, c.ListCacheTTL, log, reg)
+		}
+	} else if c.ListCache {
+		return errors.New("--list-cache needs --redis")
 	}
 	if c.Adaptive {
 		wait := c.QueueWait
