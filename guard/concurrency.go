@@ -83,8 +83,11 @@ type Concurrency struct {
 	queue    [PriorityCritical][]*waiter
 	queued   int
 
-	// queueSince is when the queue last went from empty to non-empty.
-	queueSince time.Time
+	// shortWait is the last time a request got a slot without waiting
+	// long (at once, or from the queue within a tenth of MaxWait). A
+	// queue that has let nobody through quickly for a while is standing:
+	// the node is overloaded, not catching a burst (CoDel's criterion).
+	shortWait time.Time
 
 	// gradient state: one window of samples at a time; the baseline is
 	// the minimum window average of the current and previous epochs.
@@ -105,8 +108,8 @@ const (
 	// baseEpochs × baseEpoch is how long a latency stays the baseline.
 	baseEpochs   = 3
 	baseEpochLen = 10 * time.Second
-	// standing is how long the queue must stay non-empty to count as
-	// overload, when waits shrink to a tenth of MaxWait.
+	// standing is how long the queue must let nobody through quickly to
+	// count as overload, when waits shrink to a tenth of MaxWait.
 	standing = 100 * time.Millisecond
 )
 
@@ -214,18 +217,19 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	if p >= PriorityCritical {
 		return Ticket{}, true
 	}
+	now := c.now()
 	c.mu.Lock()
 	if c.inflight < c.threshold(p) && !c.waitingAtOrAbove(p) {
 		c.inflight++
+		c.shortWait = now
 		c.mu.Unlock()
-		return Ticket{c: c, start: c.now()}, true
+		return Ticket{c: c, start: now}, true
 	}
 	wait := c.opts.MaxWait
-	if c.queued > 0 && c.now().Sub(c.queueSince) > standing {
-		// A standing queue: the node is overloaded, not catching a
-		// burst. Waiting long would only make the admitted slow, and a
-		// newcomer behind as many waiters as there are slots would not
-		// get one in time anyway.
+	if c.queued > 0 && now.Sub(c.shortWait) > standing {
+		// A standing queue: waiting long would only make the admitted
+		// slow, and a newcomer behind as many waiters as there are
+		// slots would not get one in time anyway.
 		wait /= 10
 		if c.queued >= c.threshold(p) {
 			wait = -1
@@ -239,9 +243,6 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	}
 	w := &waiter{ready: make(chan struct{})}
 	c.queue[p] = append(c.queue[p], w)
-	if c.queued == 0 {
-		c.queueSince = c.now()
-	}
 	c.queued++
 	c.mu.Unlock()
 
@@ -253,9 +254,12 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	case <-timer.C:
 	case <-ctx.Done():
 	}
+	end := c.now()
 	c.mu.Lock()
 	if !w.granted {
 		c.remove(p, w)
+	} else if end.Sub(now) <= c.opts.MaxWait/10 {
+		c.shortWait = end
 	}
 	c.mu.Unlock()
 	c.queueWait.Observe(time.Since(start).Seconds())
@@ -263,7 +267,7 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 		c.shedCount[p].Inc()
 		return Ticket{}, false
 	}
-	return Ticket{c: c, start: c.now()}, true
+	return Ticket{c: c, start: end}, true
 }
 
 func (c *Concurrency) remove(p Priority, w *waiter) {

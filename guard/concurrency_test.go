@@ -289,6 +289,42 @@ func TestConcurrencyStandingQueueShedsAtOnce(t *testing.T) {
 	}
 }
 
+// A queue that never empties but keeps letting requests through quickly is
+// a steady stream being absorbed, not an overload: newcomers still queue.
+func TestConcurrencyMovingQueueStillQueues(t *testing.T) {
+	c := fixedLimit(1, time.Hour)
+	clock := time.Unix(0, 0)
+	var mu sync.Mutex
+	c.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	ctx := context.Background()
+	holder, _ := c.Acquire(ctx, PriorityRead)
+	got := make(chan Ticket, 1)
+	enqueue := func() {
+		go func() {
+			tk, ok := c.Acquire(ctx, PriorityRead)
+			if !ok {
+				t.Error("shed from a moving queue")
+			}
+			got <- tk
+		}()
+		for c.queuedLen() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	enqueue()
+	// 300 ms with someone always queued, each getting the slot after 1 ms.
+	for range 300 {
+		mu.Lock()
+		clock = clock.Add(time.Millisecond)
+		mu.Unlock()
+		holder.Release()
+		holder = <-got
+		enqueue()
+	}
+	holder.Release()
+	(<-got).Release()
+}
+
 func (c *Concurrency) queuedLen() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
