@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/guard"
@@ -38,6 +39,7 @@ type Server struct {
 
 	tokens tokenMemory // latest consistency token per caller (consistency.go)
 	reg    *prometheus.Registry
+	tracer trace.Tracer // nil: tracing off (tracing.go)
 
 	ready    atomic.Bool // startup finished
 	draining atomic.Bool // SIGTERM received: fail /readyz
@@ -65,6 +67,10 @@ type Options struct {
 	// RequestTimeout, when positive, is every request's deadline (realtime
 	// streams excepted); it reaches the store through the context.
 	RequestTimeout time.Duration
+	// Tracing, when set, gives every request a server span (continuing the
+	// caller's W3C traceparent) that the service and store spans nest
+	// under; nil leaves tracing off at no cost per request.
+	Tracing trace.TracerProvider
 }
 
 // New returns the HTTP handler of one node.
@@ -83,6 +89,9 @@ func New(app *service.App, opts Options) *Server {
 	reg.MustRegister(s.limits.collectors()...)
 	s.metricsHandler = telemetry.MetricsHandler(reg)
 	s.ready.Store(!opts.Starting)
+	if opts.Tracing != nil {
+		s.tracer = opts.Tracing.Tracer(telemetry.Instrumentation)
+	}
 	s.routes()
 	return s
 }
@@ -127,9 +136,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/collections/{collection}/changes", s.changeFeed)
 }
 
-// ServeHTTP applies the middleware chain: request id → panic recovery →
-// metrics and request log → CORS → auth token → overload guard → rate
-// limit → request deadline → route.
+// ServeHTTP applies the middleware chain: request id → trace span → panic
+// recovery → metrics and request log → CORS → auth token → overload guard →
+// rate limit → request deadline → route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -141,6 +150,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := routeLabel(r, pattern)
 	info := &strata.RequestInfo{Method: r.Method, Context: strata.ContextDefault}
 	ctx := context.WithValue(telemetry.WithRequestID(r.Context(), id), requestInfoKey{}, info)
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startRequestSpan(ctx, r, pattern, id)
+	}
 	r = r.WithContext(ctx)
 	sw := &statusWriter{ResponseWriter: w}
 	s.m.inFlight.Inc()
@@ -156,6 +169,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.m.inFlight.Dec()
 		s.finish(sw, r, route, start, info)
+		if span != nil {
+			endRequestSpan(span, sw.status)
+		}
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}

@@ -137,7 +137,9 @@ func (a *App) write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Cha
 		a.cache.Invalidate(changes)
 	}
 	if err == nil && a.bus != nil && len(changes) > 0 {
+		span := tracePublish(ctx, changes)
 		a.bus.Publish(changes)
+		span.End()
 	}
 	return changes, err
 }

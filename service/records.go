@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/filter"
 )
@@ -79,6 +81,10 @@ func (a *App) ListRecords(ctx context.Context, req *strata.RequestInfo, c *strat
 		Limit: p.PerPage, Offset: (p.Page - 1) * p.PerPage}
 	if !su {
 		q.Filters = append(q.Filters, strata.Filter{Expr: *c.ListRule})
+		// The rule is a filter of the queries below: they are its check.
+		var span trace.Span
+		ctx, span = traceRule(ctx, req, c, "list")
+		defer span.End()
 	}
 	if p.Filter != "" {
 		q.Filters = append(q.Filters, strata.Filter{Expr: p.Filter, Restricted: !su})
@@ -125,7 +131,9 @@ func (a *App) GetRecord(ctx context.Context, req *strata.RequestInfo, c *strata.
 		return nil, notFound()
 	}
 	if !su && strings.TrimSpace(*c.ViewRule) != "" {
-		ok, err := a.allows(ctx, req, r, *c.ViewRule)
+		rctx, span := traceRule(ctx, req, c, "view")
+		ok, err := a.allows(rctx, req, r, *c.ViewRule)
+		endRule(span, ok, err)
 		if err != nil {
 			return nil, err
 		}
@@ -477,7 +485,9 @@ func (a *App) createInTx(ctx context.Context, tx strata.Tx, req *strata.RequestI
 		body := bodyForRules(r, mods, su)
 		rreq := withBody(req, body)
 		if rule := strings.TrimSpace(*c.CreateRule); rule != "" {
-			got, err := a.findAllowed(ctx, tx, rreq, c, r.ID(), c.CreateRule)
+			rctx, span := traceRule(ctx, req, c, "create")
+			got, err := a.findAllowed(rctx, tx, rreq, c, r.ID(), c.CreateRule)
+			endRule(span, got != nil, err)
 			if err != nil {
 				return nil, ruleError(err)
 			}
@@ -604,7 +614,9 @@ func (a *App) updateInTx(ctx context.Context, tx strata.Tx, req *strata.RequestI
 	body := bodyForRules(r, mods, su)
 	rreq := withBody(req, body)
 	if !su && strings.TrimSpace(*c.UpdateRule) != "" {
-		got, err := a.findAllowed(ctx, tx, rreq, c, id, c.UpdateRule)
+		rctx, span := traceRule(ctx, req, c, "update")
+		got, err := a.findAllowed(rctx, tx, rreq, c, id, c.UpdateRule)
+		endRule(span, got != nil, err)
 		if err != nil {
 			return nil, ruleError(err)
 		}
@@ -705,7 +717,9 @@ func (a *App) deleteCheckedInTx(ctx context.Context, tx strata.Tx, req *strata.R
 	if su {
 		rule = nil
 	}
-	stored, err := a.findAllowed(ctx, tx, withBody(req, map[string]any{}), c, id, rule)
+	rctx, span := traceRule(ctx, req, c, "delete")
+	stored, err := a.findAllowed(rctx, tx, withBody(req, map[string]any{}), c, id, rule)
+	endRule(span, stored != nil, err)
 	if err != nil {
 		return ruleError(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -25,7 +27,8 @@ func RequestID(ctx context.Context) string {
 // ContextHandler is a slog.Handler that adds the request id found in the
 // record's context as the attribute "request_id", so that every line logged
 // with a request's context (…Context methods) can be correlated with the
-// X-Request-Id response header.
+// X-Request-Id response header; and, when the context carries a span, its
+// "trace_id" and "span_id", to find the line's trace in the tracing backend.
 type ContextHandler struct {
 	next slog.Handler
 }
@@ -43,9 +46,16 @@ func (h *ContextHandler) Enabled(ctx context.Context, level slog.Level) bool {
 // Handle implements slog.Handler.
 func (h *ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx != nil {
-		if id := RequestID(ctx); id != "" {
+		id := RequestID(ctx)
+		sc := trace.SpanContextFromContext(ctx)
+		if id != "" || sc.IsValid() {
 			r = r.Clone()
+		}
+		if id != "" {
 			r.AddAttrs(slog.String("request_id", id))
+		}
+		if sc.IsValid() {
+			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 		}
 	}
 	return h.next.Handle(ctx, r)
@@ -62,8 +72,8 @@ func (h *ContextHandler) WithGroup(name string) slog.Handler {
 }
 
 // NewLogger returns a logger writing to w in format "text" or "json" at
-// level ("debug", "info", "warn", "error" or a number), with request ids
-// taken from the context.
+// level ("debug", "info", "warn", "error" or a number), with request and
+// trace ids taken from the context.
 func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {

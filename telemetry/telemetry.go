@@ -1,6 +1,8 @@
 // Package telemetry sets up what the rest of Strata reports into: the
-// Prometheus registry (with Go runtime and process collectors) and the slog
-// logger that stamps every line of a request with its request id.
+// Prometheus registry (with Go runtime and process collectors), the slog
+// logger that stamps every line of a request with its request and trace
+// ids, and OpenTelemetry tracing (the OTLP exporter, plus the store
+// decorator that gives every store call its span).
 //
 // Metrics themselves are declared next to the code they measure (api,
 // store/sqlite, cache); this package only wires registries and exporters.

@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,17 +18,20 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
@@ -112,6 +117,9 @@ type storeConfig struct {
 
 	// registry, when set (by serve), receives the store and cache metrics.
 	registry prometheus.Registerer
+	// traced (set by serve when tracing is on) wraps the store so that its
+	// calls get spans.
+	traced bool
 }
 
 func (c *storeConfig) register(fs *flag.FlagSet) {
@@ -200,6 +208,13 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	if err != nil {
 		return nil, nil, err
 	}
+	if c.traced {
+		system := telemetry.DBSQLite
+		if c.DB != "" {
+			system = telemetry.DBPostgreSQL
+		}
+		st = telemetry.TraceStore(st, system)
+	}
 	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{Registerer: c.registry}), Bus: newBus()})
 	if err != nil {
 		st.Close()
@@ -230,6 +245,10 @@ type serveCommand struct {
 	// Shared list cache (docs/list-cache.md).
 	ListCache    bool
 	ListCacheTTL time.Duration
+	// Tracing (docs/tracing.md); an empty endpoint leaves it off.
+	OTLPEndpoint string
+	OTLPProtocol string
+	TraceSample  float64
 
 	// ready, when set, receives the bound address (tests listen on :0);
 	// metricsReady the metrics listener's, when --metrics-addr is given.
@@ -253,6 +272,20 @@ func (c *serveCommand) parse(args []string) error {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "deadline of every request, passed to the database (0: none; realtime streams excepted)")
 	fs.BoolVar(&c.ListCache, "list-cache", envOr("STRATA_LIST_CACHE", "") == "true", "cache list responses in the --redis Redis, shared by all nodes (docs/list-cache.md; env STRATA_LIST_CACHE=true)")
 	fs.DurationVar(&c.ListCacheTTL, "list-cache-ttl", 30*time.Second, "how long a cached list page lives at most")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("STRATA_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")),
+		"OpenTelemetry collector URL, e.g. http://127.0.0.1:4318; empty: tracing off (env STRATA_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
+	fs.StringVar(&c.OTLPProtocol, "otlp-protocol", envOr("STRATA_OTLP_PROTOCOL", envOr("OTEL_EXPORTER_OTLP_PROTOCOL", telemetry.ProtocolHTTP)),
+		"OTLP protocol: http/protobuf or grpc (env STRATA_OTLP_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL)")
+	c.TraceSample = 1
+	if v := envOr("STRATA_TRACE_SAMPLE", ""); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("STRATA_TRACE_SAMPLE %q: %w", v, err)
+		}
+		c.TraceSample = f
+	}
+	fs.Float64Var(&c.TraceSample, "trace-sample", c.TraceSample,
+		"fraction of new traces recorded, 0 to 1; a sampled traceparent from the caller is always followed (env STRATA_TRACE_SAMPLE)")
 	c.Store.register(fs)
 	return fs.Parse(args)
 }
@@ -281,6 +314,20 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	}
 	reg := telemetry.NewRegistry()
 	c.Store.registry = reg
+	tracing, err := c.startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	// Registered first, so it runs last: the spans of the final requests
+	// and of shutdown are flushed after the server and store stop.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	c.Store.traced = tracing != nil
 	app, closeStore, err := c.Store.open(ctx, log)
 	if err != nil {
 		return err
@@ -294,7 +341,7 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	}
 	defer logs.Close()
 	opts := api.Options{Logger: log, Registry: reg, Logs: logs, LogRequests: c.LogRequests, Starting: true,
-		RequestTimeout: c.RequestTimeout}
+		RequestTimeout: c.RequestTimeout, Tracing: tracing.Provider()}
 	if c.Redis != "" {
 		ropts, err := redis.ParseURL(c.Redis)
 		if err != nil {
@@ -378,6 +425,34 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// startTracing sets up the OTLP exporter when --otlp-endpoint is given and
+// makes it the process's global provider (for code that uses otel's global
+// tracer) with exporter errors logged; nil when tracing is off.
+func (c *serveCommand) startTracing(ctx context.Context, log *slog.Logger) (*telemetry.Tracing, error) {
+	nodeID := newNodeID()
+	tracing, err := telemetry.NewTracing(ctx, telemetry.TracingConfig{Endpoint: c.OTLPEndpoint, Protocol: c.OTLPProtocol,
+		SampleRatio: c.TraceSample, ServiceVersion: version, NodeID: nodeID})
+	if err != nil || tracing == nil {
+		return nil, err
+	}
+	otel.SetTracerProvider(tracing.Provider())
+	otel.SetTextMapPropagator(telemetry.Propagator)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+	endpoint := c.OTLPEndpoint
+	if u, err := url.Parse(endpoint); err == nil && u.User != nil {
+		endpoint = u.Redacted()
+	}
+	log.Info("tracing on", "endpoint", endpoint, "protocol", c.OTLPProtocol, "sample", c.TraceSample, "node", nodeID)
+	return tracing, nil
+}
+
+// newNodeID names this process in traces (service.instance.id).
+func newNodeID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // pruneLogs applies settings.logs.maxDays to the request log at start and
