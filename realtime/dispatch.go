@@ -207,8 +207,19 @@ func (h *Hub) match(c *strata.Collection, ch strata.Change, only *Client) []*gro
 	return out
 }
 
-// deliver checks a group's access to rec and sends it the event.
+// deliver checks a group's access to rec, a live change, and sends it the
+// event.
 func (h *Hub) deliver(ctx context.Context, c *strata.Collection, rec *strata.Record, ch strata.Change, g *group, emit func(*Client, event)) {
+	h.deliverAs(ctx, c, rec, ch, g, false, emit)
+}
+
+// deliverReplay is deliver for a change replayed from the log to a
+// resuming client.
+func (h *Hub) deliverReplay(ctx context.Context, c *strata.Collection, rec *strata.Record, ch strata.Change, g *group, emit func(*Client, event)) {
+	h.deliverAs(ctx, c, rec, ch, g, true, emit)
+}
+
+func (h *Hub) deliverAs(ctx context.Context, c *strata.Collection, rec *strata.Record, ch strata.Change, g *group, replay bool, emit func(*Client, event)) {
 	action := ch.Action
 	req := &strata.RequestInfo{Auth: g.auth, Method: "GET", Context: strata.ContextRealtime,
 		Query: g.sub.query, Headers: g.sub.headers}
@@ -217,9 +228,14 @@ func (h *Hub) deliver(ctx context.Context, c *strata.Collection, rec *strata.Rec
 		rule = c.ListRule
 	}
 	acc := newAccess(h.app, c, req, rule, g.sub.query["filter"])
-	// A deleted record is judged on the row the change log kept; other
-	// records on their stored row, as PocketBase checks live events.
-	ok, err := acc.visible(ctx, h.app.Store(), []*strata.Record{rec}, func(int) bool { return action == strata.ActionDelete })
+	// A deleted record is judged on the row the change log kept. A live
+	// create or update is judged on its stored row, as PocketBase checks
+	// live events. A replayed one may be long superseded: the stored row
+	// would show its old content to whoever may see the current state (and
+	// hide it from whoever could see it then), so it is judged on the
+	// record as that change left it, as the change feed does.
+	snap := replay || action == strata.ActionDelete
+	ok, err := acc.visible(ctx, h.app.Store(), []*strata.Record{rec}, func(int) bool { return snap })
 	if err != nil {
 		h.log.Warn("realtime: check access", "collection", c.Name, "err", err)
 		return

@@ -11,9 +11,10 @@ import (
 // A cursor is a position in the change log: the Seq of the last change a
 // client has been given (or that concerned it not). It is the same number
 // the change feed uses, written in decimal; clients treat it as opaque.
-// It is not signed: a replay is filtered by the client's rights exactly as
-// live events are, so a forged cursor reveals nothing the change feed
-// would not, and the window bounds the work it can cause.
+// It is not signed: a replay is filtered by the client's rights, each
+// change judged on the record as it left it exactly as the change feed
+// judges it, so a forged cursor reveals nothing the feed would not, and
+// the window bounds the work it can cause.
 
 // FormatCursor writes a cursor.
 func FormatCursor(seq int64) string { return strconv.FormatInt(seq, 10) }
@@ -156,7 +157,7 @@ func (h *Hub) replay(ctx context.Context, c *Client, from, to int64) (evs []even
 				continue
 			}
 			for _, g := range groups {
-				h.deliver(ctx, coll, rec, ch, g, emit)
+				h.deliverReplay(ctx, coll, rec, ch, g, emit)
 			}
 			if len(evs) > h.cfg.ClientBuffer {
 				return nil, "more than " + itoa(h.cfg.ClientBuffer) + " events to replay"
