@@ -38,7 +38,7 @@ type SpikeConfig struct {
 	// closed loop of CapacityConcurrency workers (default 32).
 	Capacity            float64
 	CapacityConcurrency int
-	MaxInFlight         int           // requests in flight from the generator (default 20,000)
+	Connections         int           // the generator's connections, hence its requests in flight (default 256)
 	Timeout             time.Duration // client timeout per request (default 10s)
 	// Sample, when set, is called every second; its value (e.g. the
 	// server's RSS in bytes) is kept per second and per phase.
@@ -74,7 +74,7 @@ type SpikePhase struct {
 	Good     int64   `json:"good"`     // 2xx within the objective
 	Rejected int64   `json:"rejected"` // 503 and 429: refused early
 	Errors   int64   `json:"errors"`   // anything else, timeouts included
-	Missed   int64   `json:"missed"`   // due but never sent (generator saturated)
+	Missed   int64   `json:"missed"`   // due but not sent within the client timeout (all connections busy)
 	Goodput  float64 `json:"goodput"`  // Good per second
 	P50      float64 `json:"p50"`      // of accepted (2xx) requests
 	P99      float64 `json:"p99"`
@@ -178,8 +178,8 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 	if cfg.CapacityConcurrency <= 0 {
 		cfg.CapacityConcurrency = 32
 	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 20000
+	if cfg.Connections <= 0 {
+		cfg.Connections = 256
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -188,7 +188,7 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 		cfg.Client = &http.Client{
 			Timeout: cfg.Timeout,
 			Transport: &http.Transport{
-				MaxIdleConns: cfg.MaxInFlight, MaxIdleConnsPerHost: cfg.MaxInFlight,
+				MaxIdleConns: cfg.Connections, MaxIdleConnsPerHost: cfg.Connections,
 				IdleConnTimeout: time.Minute, DisableCompression: true,
 			},
 		}
@@ -237,8 +237,36 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 	var cur atomic.Int32
 	stopSampler := startSpikeSampler(cfg, rec, &cur)
 
-	sem := make(chan struct{}, cfg.MaxInFlight)
+	// A fixed pool of connections, as a load balancer or an app's HTTP
+	// client keeps: when all are busy, due requests wait in the generator
+	// and are charged from their due time; one that could not even be sent
+	// within the client timeout is missed (counted against the server).
+	type job struct {
+		phase int
+		due   time.Time
+		op    string
+		seed  uint64
+	}
+	jobs := make(chan job, cfg.Connections)
 	var wg sync.WaitGroup
+	for range cfg.Connections {
+		wg.Go(func() {
+			for j := range jobs {
+				if time.Since(j.due) > cfg.Timeout {
+					rec.mu.Lock()
+					rec.phases[j.phase].mis++
+					rec.mu.Unlock()
+					continue
+				}
+				r := rand.New(rand.NewPCG(j.seed, 0))
+				status, err := t.do(runCtx, j.op, r)
+				if runCtx.Err() != nil {
+					continue
+				}
+				rec.record(j.phase, j.due, time.Since(j.due), status, err)
+			}
+		})
+	}
 	rnd := rand.New(rand.NewPCG(1, uint64(rec.start.UnixNano())))
 	segStart := rec.start
 	for i, s := range segs {
@@ -248,29 +276,11 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 		var sent int64
 		for sent < total && runCtx.Err() == nil {
 			due := p.Due(time.Since(segStart))
-			for ; sent < min(due, total); sent++ {
-				dueAt := segStart.Add(p.Offset(sent))
+			for ; sent < min(due, total) && runCtx.Err() == nil; sent++ {
 				select {
-				case sem <- struct{}{}:
-				default:
-					// The generator is at its in-flight bound: the
-					// request is lost, counted against the server.
-					rec.mu.Lock()
-					rec.phases[i].mis++
-					rec.mu.Unlock()
-					continue
+				case jobs <- job{phase: i, due: segStart.Add(p.Offset(sent)), op: sc.pick(rnd), seed: rnd.Uint64()}:
+				case <-runCtx.Done():
 				}
-				op := sc.pick(rnd)
-				seed := rnd.Uint64()
-				wg.Go(func() {
-					defer func() { <-sem }()
-					r := rand.New(rand.NewPCG(seed, 0))
-					status, err := t.do(runCtx, op, r)
-					if runCtx.Err() != nil {
-						return
-					}
-					rec.record(i, dueAt, time.Since(dueAt), status, err)
-				})
 				rec.mu.Lock()
 				rec.phases[i].sent++
 				rec.mu.Unlock()
@@ -282,6 +292,7 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 			time.Sleep(d)
 		}
 	}
+	close(jobs)
 	wg.Wait()
 	stopSampler()
 	if err := ctx.Err(); err != nil {

@@ -33,6 +33,7 @@ func main() {
 	modes := flag.String("modes", "protected,unprotected", "runs: protected (default flags), unprotected (--adaptive-limit=false)")
 	out := flag.String("out", "", "write every run's result as JSON here")
 	stepsFlag := flag.String("steps", "0.5,1,2,4,10", "offered loads as multiples of the capacity")
+	conns := flag.Int("conns", 256, "the generator's connections (requests in flight)")
 	capFlag := flag.Float64("capacity", 0, "capacity in req/s (0: measure it in the first run)")
 	flag.Parse()
 	log.SetFlags(0)
@@ -67,7 +68,7 @@ func main() {
 		res, err := bench.Spike(ctx, bench.SpikeConfig{
 			URL: p.URL(), Email: benchproc.Email, Password: benchproc.Password,
 			Scenario: *scenario, Steps: steps, Records: *records, StepDuration: *step, Recovery: *recoveryDur,
-			Objective: *objective, Capacity: capacity, Sample: p.RSS, Progress: os.Stderr,
+			Objective: *objective, Capacity: capacity, Connections: *conns, Sample: p.RSS, Progress: os.Stderr,
 		})
 		p.Stop()
 		if err != nil {
