@@ -212,4 +212,5 @@ func (s *Server) authFlowRoutes() {
 	m.HandleFunc("POST /api/collections/{collection}/request-email-change", s.requestEmailChange)
 	m.HandleFunc("POST /api/collections/{collection}/confirm-email-change", s.confirmEmailChange)
 	m.HandleFunc("POST /api/collections/{collection}/impersonate/{id}", s.impersonate)
+	s.oauth2PageRoutes()
 }
