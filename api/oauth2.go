@@ -36,6 +36,7 @@ func (s *Server) authWithOAuth2(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthError(w, r, err)
 		return
 	}
+	s.app.NoteSignIn(res.Record, s.clientIP(r), r.UserAgent())
 	s.writeAuthMeta(w, r, res, meta)
 }
 
