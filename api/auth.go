@@ -71,6 +71,8 @@ func (s *Server) authWithPassword(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthError(w, r, err)
 		return
 	}
+	// Login alerts (asynchronous: the answer does not wait for them).
+	s.app.NoteSignIn(res.Record, s.clientIP(r), r.UserAgent())
 	s.writeAuth(w, r, res)
 }
 

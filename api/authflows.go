@@ -91,6 +91,7 @@ func (s *Server) authWithOTP(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthError(w, r, err)
 		return
 	}
+	s.app.NoteSignIn(res.Record, s.clientIP(r), r.UserAgent())
 	s.writeAuth(w, r, res)
 }
 
@@ -212,4 +213,7 @@ func (s *Server) authFlowRoutes() {
 	m.HandleFunc("POST /api/collections/{collection}/request-email-change", s.requestEmailChange)
 	m.HandleFunc("POST /api/collections/{collection}/confirm-email-change", s.confirmEmailChange)
 	m.HandleFunc("POST /api/collections/{collection}/impersonate/{id}", s.impersonate)
+	s.oauth2PageRoutes()
+	// The settings route that sends these flows' mails.
+	m.HandleFunc("POST /api/settings/test/email", s.settingsTestEmail)
 }

@@ -432,3 +432,41 @@ func TestOAuth2NeverCreatesSuperusers(t *testing.T) {
 	// An existing (always verified) superuser may sign in with its email.
 	fx.signIn("_superusers", "", person("root-sub", suEmail, true), "", nil).status(200).expect("record.email", suEmail)
 }
+
+// TestOAuth2PreHijacking: an account registered with someone's email but
+// never verified is not handed to whoever proves that email at a provider
+// (API.md §7.4; Strata refuses where PocketBase links and resets the
+// password, so that identities the registrant may have linked meanwhile
+// cannot come along). The refusal changes nothing; once the account is
+// verified the identity links. A signed-in owner linking an identity with
+// its own provider-verified email gets the account verified.
+func TestOAuth2PreHijacking(t *testing.T) {
+	t.Parallel()
+	fx := newOAuthFixture(t)
+	const email = "erin@idp.test"
+	id, squatterToken := fx.user(email)
+
+	fx.signIn("users", "", person("erin-sub", email, true), "", nil).status(400)
+	fx.do("POST", "/api/collections/users/auth-refresh", squatterToken, nil).status(200).expect("record.verified", false)
+	signIn(fx.testServer, email, "user-pass-123").status(200)
+	fx.su("GET", "/api/collections/_externalAuths/records?filter="+q("recordRef='"+id+"'"), nil).status(200).expect("totalItems", 0)
+
+	// Verified (here by a superuser; a mailed link or an OTP does the
+	// same), the account is the email owner's: the identity links.
+	fx.su("PATCH", "/api/collections/users/records/"+id, map[string]any{"verified": true}).status(200)
+	fx.signIn("users", "", person("erin-sub", email, true), "", nil).status(200).expect("record.id", id).expect("meta.isNew", false)
+
+	// Linking while signed in verifies the account when the provider
+	// vouches for its email; the session and password keep working.
+	fid, ftoken := fx.user("frank@idp.test")
+	fx.signIn("users", ftoken, person("frank-sub", "FRANK@idp.test", true), "", nil).status(200).
+		expect("record.id", fid).expect("record.verified", true)
+	fx.do("POST", "/api/collections/users/auth-refresh", ftoken, nil).status(200).expect("record.verified", true)
+	signIn(fx.testServer, "frank@idp.test", "user-pass-123").status(200)
+	// An unvouched or different email does not.
+	gid, gtoken := fx.user("gina@idp.test")
+	fx.signIn("users", gtoken, person("gina-sub", "gina@idp.test", false), "", nil).status(200).expect("record.verified", false)
+	fx.signIn("users", "", person("gina-sub", "gina@idp.test", false), "", nil).status(200).expect("record.id", gid).expect("record.verified", false)
+	// Its linked identity signing in later with a vouched email does.
+	fx.signIn("users", "", person("gina-sub", "gina@idp.test", true), "", nil).status(200).expect("record.id", gid).expect("record.verified", true)
+}

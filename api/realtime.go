@@ -8,8 +8,9 @@ import (
 	"github.com/strata-run/strata/service"
 )
 
-// EnableRealtime serves GET and POST /api/realtime (API.md §8) from hub,
-// which the caller runs (hub.Run). Without it those routes answer 404.
+// EnableRealtime serves GET and POST /api/realtime (API.md §8) and the
+// OAuth2 redirect that answers realtime clients (§7.4) from hub, which the
+// caller runs (hub.Run). Without it those routes answer 404.
 func (s *Server) EnableRealtime(hub *realtime.Hub) {
 	s.reg.MustRegister(hub.Collectors()...)
 	// Events are shaped by ?fields= exactly as GET responses are.
@@ -25,6 +26,7 @@ func (s *Server) EnableRealtime(hub *realtime.Hub) {
 	s.mux.HandleFunc("GET /api/realtime/ws", func(w http.ResponseWriter, r *http.Request) {
 		s.realtimeWebSocket(hub, w, r)
 	})
+	s.oauth2RedirectRoutes(hub)
 }
 
 // realtimeWebSocket serves the WebSocket transport (docs/realtime.md):

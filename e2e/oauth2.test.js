@@ -1,10 +1,15 @@
-// OAuth2 sign-in through the SDK's authWithOAuth2Code (API.md §7.4) against a fake OpenID Connect provider
-// written here: discovery, JWKS, a token endpoint that checks the client, the redirect URI and the PKCE
-// verifier, userinfo, and RS256 ID tokens signed with a key generated for this run.
+// OAuth2 sign-in through the SDK's authWithOAuth2Code and its realtime authWithOAuth2 flow (API.md §7.4)
+// against a fake OpenID Connect provider written here: discovery, an authorize endpoint that approves at once
+// and redirects back, JWKS, a token endpoint that checks the client, the redirect URI and the PKCE verifier,
+// userinfo, and RS256 ID tokens signed with a key generated for this run.
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before } from 'node:test';
+import { EventSource } from 'eventsource';
 import { useServer, test, assert, expectError, signUp } from './harness.js';
+
+// Node has no EventSource; the SDK's realtime client (used by authWithOAuth2) takes the global one.
+globalThis.EventSource = EventSource;
 
 const srv = useServer();
 const CLIENT_ID = 'e2e-client';
@@ -16,6 +21,8 @@ const grants = new Map(); // code → { claims, challenge, nonce, redirectURI }
 const access = new Map(); // access token → claims
 let idp;
 let issuer = '';
+// nextUser is who "signs in" at the provider's authorize page.
+let nextUser = null;
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
@@ -37,6 +44,18 @@ before(async () => {
     if (req.method === 'GET' && url.pathname === '/.well-known/openid-configuration') {
       return json(res, 200, { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`,
         userinfo_endpoint: `${issuer}/userinfo`, jwks_uri: `${issuer}/jwks` });
+    }
+    if (req.method === 'GET' && url.pathname === '/authorize') {
+      // The user approves at once: back to redirect_uri with a code and the state, as a provider does.
+      const q = url.searchParams;
+      if (!nextUser || q.get('client_id') !== CLIENT_ID || q.get('response_type') !== 'code') return json(res, 400, { error: 'invalid_request' });
+      const code = b64url(randomBytes(12));
+      grants.set(code, { claims: nextUser, challenge: q.get('code_challenge'), nonce: q.get('nonce'), redirectURI: q.get('redirect_uri') });
+      const back = new URL(q.get('redirect_uri'));
+      back.searchParams.set('code', code);
+      back.searchParams.set('state', q.get('state'));
+      res.writeHead(302, { Location: back.toString() });
+      return res.end();
     }
     if (req.method === 'GET' && url.pathname === '/jwks') {
       return json(res, 200, { keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'e2e', use: 'sig', alg: 'RS256' }] });
@@ -142,4 +161,46 @@ test('the built-in providers list', async () => {
   for (const name of ['apple', 'discord', 'github', 'gitlab', 'google', 'microsoft']) {
     assert.ok(list.some((p) => p.name === name && p.displayName), name);
   }
+});
+
+test('authWithOAuth2 (realtime flow): the redirect hands the code to the waiting client', async () => {
+  const email = `popup-${process.pid}@idp.test`;
+  nextUser = { sub: `popup-${process.pid}`, email, email_verified: true, name: 'Pat Popup' };
+  const pb = srv.client();
+  let landed = null;
+  const auth = await pb.collection('users').authWithOAuth2({
+    provider: 'oidc',
+    createData: { emailVisibility: true },
+    // Plays the browser: the provider's page redirects to /api/oauth2-redirect, which redirects to a page.
+    async urlCallback(url) {
+      const u = new URL(url);
+      assert.equal(u.origin + u.pathname, `${issuer}/authorize`);
+      assert.equal(u.searchParams.get('redirect_uri'), `${srv.url}/api/oauth2-redirect`);
+      // state is the clientId of the one-off realtime connection the SDK opened for this sign-in
+      assert.match(u.searchParams.get('state'), /^[A-Za-z0-9]{40}$/);
+      const res = await fetch(url);
+      landed = { status: res.status, url: res.url, body: await res.text() };
+    },
+  });
+  assert.equal(auth.meta.isNew, true);
+  assert.equal(auth.record.email, email);
+  assert.equal(auth.record.verified, true);
+  assert.equal(pb.authStore.record.id, auth.record.id);
+  assert.equal(landed.status, 200);
+  assert.equal(landed.url, `${srv.url}/api/oauth2-redirect-success`);
+  assert.match(landed.body, /close this window/);
+
+  // Again with a fresh client: the same record.
+  const again = await srv.client().collection('users').authWithOAuth2({ provider: 'oidc', urlCallback: (url) => fetch(url) });
+  assert.equal(again.meta.isNew, false);
+  assert.equal(again.record.id, auth.record.id);
+});
+
+test('oauth2-redirect with an unknown state lands on the failure page', async () => {
+  const res = await fetch(`${srv.url}/api/oauth2-redirect?state=unknown&code=x`, { redirect: 'manual' });
+  assert.equal(res.status, 307);
+  assert.equal(res.headers.get('location'), './oauth2-redirect-failure');
+  const page = await fetch(`${srv.url}/api/oauth2-redirect?state=unknown&code=x`);
+  assert.equal(page.status, 200);
+  assert.equal(page.url, `${srv.url}/api/oauth2-redirect-failure`);
 });

@@ -75,6 +75,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.ensureExternalAuths(ctx); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
+	if err := a.ensureAuthOrigins(ctx); err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
 	if err := a.loadSettings(ctx); err != nil {
 		return nil, err
 	}

@@ -516,6 +516,9 @@ func (a *App) validateCollection(c, old *strata.Collection, reg *registry, pos m
 					errs[k] = v
 				}
 			}
+			if me := validateMFA(c, schema); me != nil {
+				errs["mfa"] = me
+			}
 		}
 		if ie := a.validateIndexes(c, reg); len(ie) > 0 {
 			errs["indexes"] = ie

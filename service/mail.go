@@ -34,6 +34,18 @@ type mailerBox struct{ m strata.Mailer }
 type mailJob struct {
 	before func(context.Context) error // e.g. store the OTP first
 	msg    *strata.MailMessage
+	// build, when set, decides in the background whether there is a
+	// mail at all (nil: none) and writes it; kind names it in logs.
+	build func(context.Context) (*strata.MailMessage, error)
+	kind  string
+}
+
+// jobKind names a job in logs.
+func (j *mailJob) jobKind() string {
+	if j.msg != nil {
+		return j.msg.Kind
+	}
+	return j.kind
 }
 
 const (
@@ -89,7 +101,7 @@ func (a *App) enqueueMail(job mailJob) {
 	case f.queue <- job:
 	default:
 		f.inflight.Done()
-		a.log.Warn("mail queue full; mail dropped", "kind", job.msg.Kind)
+		a.log.Warn("mail queue full; mail dropped", "kind", job.jobKind())
 	}
 }
 
@@ -97,15 +109,19 @@ func (a *App) mailWorker() {
 	for job := range a.flows.queue {
 		ctx, cancel := context.WithTimeout(context.Background(), mailSendTimeout)
 		err := error(nil)
+		msg := job.msg
 		if job.before != nil {
 			err = job.before(ctx)
 		}
-		if err == nil {
-			err = a.sendNow(ctx, job.msg)
+		if err == nil && job.build != nil {
+			msg, err = job.build(ctx)
+		}
+		if err == nil && msg != nil {
+			err = a.sendNow(ctx, msg)
 		}
 		if err != nil {
 			// The error may name the server, never the message body.
-			a.log.Error("mail failed", "kind", job.msg.Kind, "err", err)
+			a.log.Error("mail failed", "kind", job.jobKind(), "err", err)
 		}
 		cancel()
 		a.flows.inflight.Done()
@@ -153,4 +169,81 @@ func (a *App) renderMail(kind string, t strata.EmailTemplate, to string, vars ma
 		HTML:    strings.NewReplacer(body...).Replace(t.Body),
 		Kind:    kind,
 	}
+}
+
+// TestEmailTemplates are the templates POST /api/settings/test/email can
+// send, by PocketBase's names.
+var TestEmailTemplates = []string{"verification", "password-reset", "email-change", "otp", "login-alert"}
+
+// testMailTimeout bounds the test mail: the superuser waits for the
+// answer of the mail server.
+const testMailTimeout = 15 * time.Second
+
+// SendTestEmail sends template of collection (default _superusers) to email
+// with placeholder data, synchronously so that a mail server's refusal is
+// reported. The record behind it is made up and never stored; tokens in
+// links are signed for it and open nothing.
+func (a *App) SendTestEmail(ctx context.Context, email, template, collection string) error {
+	errs := map[string]any{}
+	c := a.Collection(strata.SuperusersID)
+	if collection != "" {
+		if len(collection) > 255 {
+			errs["collection"] = strata.NewFieldError("validation_length_out_of_range", "The length must be between 1 and 255.", nil)
+		} else if c = a.Collection(collection); c == nil || !c.IsAuth() {
+			errs["collection"] = strata.NewFieldError("validation_invalid_auth_collection", "Must be a valid auth collection id or name.", nil)
+		}
+	}
+	if fe := requireEmail("email", email); fe != nil {
+		errs["email"] = fe["email"]
+	}
+	if template == "" {
+		errs["template"] = strata.NewFieldError("validation_required", "Cannot be blank.", nil)
+	} else if !contains(TestEmailTemplates, template) {
+		errs["template"] = strata.NewFieldError("validation_in_invalid", "Must be a valid value.", nil)
+	}
+	if len(errs) > 0 {
+		return strata.ValidationError("Failed to send the test email.", errs)
+	}
+	rec := &strata.Record{Collection: c, Data: map[string]any{}}
+	for _, f := range c.Fields {
+		if !f.Hidden {
+			rec.Data[f.Name] = "__pb_test_" + f.Name + "__"
+		}
+	}
+	rec.Data["tokenKey"] = randomSecret(50)
+	rec.Data["email"] = email
+	o := c.Auth
+	var msg *strata.MailMessage
+	withToken := func(kind string, t strata.EmailTemplate, typ string, claims map[string]string) error {
+		token, err := NewToken(rec, typ, 0, false, claims)
+		if err != nil {
+			return err
+		}
+		msg = a.renderMail(kind, t, email, map[string]string{"{TOKEN}": token})
+		return nil
+	}
+	var err error
+	switch template {
+	case "verification":
+		err = withToken(template, o.VerificationTemplate, TokenVerification, map[string]string{"email": email})
+	case "password-reset":
+		err = withToken(template, o.ResetPasswordTemplate, TokenPasswordReset, map[string]string{"email": email})
+	case "email-change":
+		err = withToken(template, o.ConfirmEmailChangeTemplate, TokenEmailChange, map[string]string{"email": email, "newEmail": email})
+	case "otp":
+		msg = a.renderMail(template, o.OTP.EmailTemplate, email, map[string]string{"{OTP}": "123456", "{OTP_ID}": "_PB_TEST_OTP_ID_"})
+	case "login-alert":
+		msg = a.renderMail(template, o.AuthAlert.EmailTemplate, email,
+			map[string]string{"{ALERT_INFO}": alertInfo(time.Now(), "127.0.0.1", "TEST_USER_AGENT")})
+	}
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), testMailTimeout)
+	defer cancel()
+	if err := a.sendNow(sctx, msg); err != nil {
+		// Only superusers get here: the mail server's answer is theirs.
+		return &strata.Error{Code: strata.EInvalid, Message: "Failed to send the test email. Raw error: " + err.Error(), Err: err}
+	}
+	return nil
 }

@@ -160,7 +160,8 @@ func (a *App) oauth2Record(ctx context.Context, req *strata.RequestInfo, c *stra
 			return nil, false, err
 		}
 		if rec != nil {
-			return rec, false, nil
+			rec, err = a.oauth2Verify(ctx, rec, user)
+			return rec, false, err
 		}
 		// The record is gone: the link is stale.
 		if _, err := a.write(ctx, func(tx strata.Tx) error { return tx.DeleteRecord(ctx, links[0]) }); err != nil {
@@ -188,13 +189,31 @@ func (a *App) oauth2Record(ctx context.Context, req *strata.RequestInfo, c *stra
 		if err != nil {
 			return nil, false, err
 		}
-		return rec, false, nil
+		rec, err = a.oauth2Verify(ctx, rec, user)
+		return rec, false, err
 	}
 	if c.IsSuperusers() {
 		return nil, false, strata.Errorf(strata.EInvalid, "Superusers cannot sign up with OAuth2.")
 	}
 	rec, err = a.oauth2Create(ctx, req, c, provider, user, createData)
 	return rec, err == nil, err
+}
+
+// oauth2Verify marks rec verified when the provider vouches for its
+// email, as PocketBase does for a linked record. Only records reached
+// through their link or the caller's own session get here: an unverified
+// record found by email alone is refused before (errOAuth2Unverified), so
+// the upgrade never hands someone a pre-registered account. The password
+// stays: the record's owner set it.
+func (a *App) oauth2Verify(ctx context.Context, rec *strata.Record, user *ExternalUser) (*strata.Record, error) {
+	if rec.Bool("verified") || !user.EmailVerified || user.Email == "" || !strings.EqualFold(rec.String("email"), user.Email) {
+		return rec, nil
+	}
+	upd, _, err := a.UpdateRecord(ctx, superuserRequest(), rec.Collection, rec.ID(), Input{"verified": true})
+	if err != nil {
+		return nil, fmt.Errorf("mark verified after OAuth2: %w", err)
+	}
+	return upd, nil
 }
 
 // insertLink stores the (provider, providerId) link of rec.
