@@ -35,6 +35,9 @@ type Config struct {
 	Rate float64
 	// Records is how many records to seed (0: 1000).
 	Records int
+	// Subscribers is how many SSE streams the realtime scenario opens
+	// (0: DefaultSubscribers).
+	Subscribers int
 	// Keep leaves the seeded collection and user in place.
 	Keep bool
 	// Progress, when set, receives a live progress line every second.
@@ -159,11 +162,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !cfg.Keep {
 		defer t.cleanup(context.WithoutCancel(ctx))
 	}
+	var extra func() string
+	if cfg.Scenario == RealtimeScenario {
+		if cfg.Subscribers <= 0 {
+			cfg.Subscribers = DefaultSubscribers
+		}
+		rt, err := startFanout(ctx, cfg, t)
+		if err != nil {
+			return nil, err
+		}
+		defer rt.close()
+		t.rt, extra = rt, rt.progress
+	}
 
 	rec := newRecorder(time.Now())
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stopProgress := startProgress(cfg, rec)
+	stopProgress := startProgress(cfg, rec, extra)
 	var missed int64
 	if cfg.Rate > 0 {
 		missed = openLoop(runCtx, cfg, t, sc, rec)
@@ -172,13 +187,27 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	elapsed := time.Since(rec.start)
 	stopProgress()
+	var fan *Fanout
+	if t.rt != nil {
+		fan = t.rt.finish(ctx)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if rec.total == 0 {
 		return nil, errors.New("no request completed")
 	}
-	return rec.result(cfg, t, elapsed, missed), nil
+	res := rec.result(cfg, t, elapsed, missed)
+	if fan != nil {
+		// Every subscriber must see every create once: a delivery that
+		// failed is an error of the run, not only of the fan-out.
+		res.Fanout = fan
+		if n := fan.errors(); n > 0 {
+			res.Errors += n
+			res.ErrorSamples = append(res.ErrorSamples, fan.summary())
+		}
+	}
+	return res, nil
 }
 
 // closedLoop runs cfg.Concurrency workers, each sending its next request
@@ -258,8 +287,9 @@ dispatch:
 	return total - sent.Load()
 }
 
-// startProgress prints a progress line every second until stopped.
-func startProgress(cfg Config, rec *recorder) (stop func()) {
+// startProgress prints a progress line every second until stopped; extra,
+// if set, adds the scenario's own numbers.
+func startProgress(cfg Config, rec *recorder, extra func() string) (stop func()) {
 	if cfg.Progress == nil {
 		return func() {}
 	}
@@ -281,8 +311,12 @@ func startProgress(cfg Config, rec *recorder) (stop func()) {
 			p50, p99 := ms(rec.all.ValueAtQuantile(50)), ms(rec.all.ValueAtQuantile(99))
 			rec.mu.Unlock()
 			el := time.Since(rec.start).Truncate(time.Second)
-			fmt.Fprintf(cfg.Progress, "\r%s [%5s/%s] %7d req  %7.0f req/s  p50 %7.2fms  p99 %8.2fms  errors %d   ",
-				cfg.Scenario, el, cfg.Duration, n, float64(n-lastN), p50, p99, errs)
+			more := ""
+			if extra != nil {
+				more = "  " + extra()
+			}
+			fmt.Fprintf(cfg.Progress, "\r%s [%5s/%s] %7d req  %7.0f req/s  p50 %7.2fms  p99 %8.2fms  errors %d%s   ",
+				cfg.Scenario, el, cfg.Duration, n, float64(n-lastN), p50, p99, errs, more)
 			lastN = n
 		}
 	})

@@ -15,7 +15,9 @@ import (
 
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/bench"
+	"github.com/strata-run/strata/bus/memory"
 	"github.com/strata-run/strata/cache"
+	"github.com/strata-run/strata/realtime"
 	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/sqlite"
 )
@@ -75,15 +77,27 @@ func startStrata(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
+	bus := memory.New()
+	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{}), Bus: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := app.UpsertSuperuser(ctx, "bench@strata.test", "bench-pass-123"); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(app, api.Options{}))
-	t.Cleanup(srv.Close)
+	// Realtime as `strata serve` wires it, for the realtime scenario.
+	hub := realtime.New(app, bus, realtime.Config{})
+	hctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { hub.Run(hctx); close(done) }()
+	s := api.New(app, api.Options{})
+	s.EnableRealtime(hub)
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() {
+		stop()
+		<-done
+		srv.Close()
+	})
 	return srv.URL
 }
 
@@ -154,4 +168,78 @@ func TestRunAgainstStrata(t *testing.T) {
 		}
 		t.Logf("%s: %d req, %.0f req/s, p50 %.2fms p99 %.2fms", c.name, back.Requests, back.Throughput, l.P50, l.P99)
 	}
+}
+
+// TestRealtimeFanout runs the realtime scenario briefly: every subscriber
+// must get every create exactly once, and the delivery numbers must reach
+// the JSON, the summary, the HTML report and the comparison.
+func TestRealtimeFanout(t *testing.T) {
+	url := startStrata(t)
+	var progress bytes.Buffer
+	res, err := bench.Run(context.Background(), bench.Config{
+		URL: url, Email: "bench@strata.test", Password: "bench-pass-123",
+		Scenario: bench.RealtimeScenario, Duration: 2 * time.Second, Rate: 50, Concurrency: 20,
+		Records: 10, Subscribers: 20, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rt.json")
+	if err := res.WriteJSON(out); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(out)
+	var m struct {
+		Fanout map[string]any `json:"fanout"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"subscribers", "expected", "received", "missing", "duplicates", "eventsPerSecond", "latency", "percentiles"} {
+		if _, ok := m.Fanout[k]; !ok {
+			t.Errorf("fanout has no %q: %s", k, raw)
+		}
+	}
+	back, err := bench.ReadResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := back.Fanout
+	// 2 s at 50/s is 100 creates, all sent on schedule.
+	if f == nil || back.Errors != 0 || back.Requests == 0 || back.Requests+back.Missed != 100 {
+		t.Fatalf("result: %d requests, %d errors %v, fanout %+v", back.Requests, back.Errors, back.ErrorSamples, f)
+	}
+	if f.Subscribers != 20 || f.Creates != back.Requests || f.Expected != 20*f.Creates ||
+		f.Received != f.Expected || f.Missing != 0 || f.Duplicates != 0 || f.Disconnects != 0 || f.Unexpected != 0 {
+		t.Fatalf("deliveries: %+v", f)
+	}
+	d := f.Latency
+	if !(d.Min > 0 && d.Min <= d.P50 && d.P50 <= d.P90 && d.P90 <= d.P99 && d.P99 <= d.Max) || f.EventsPerSecond <= 0 {
+		t.Fatalf("delivery latency %+v, %.0f events/s", d, f.EventsPerSecond)
+	}
+	if ops := back.Ops["create"]; len(back.Ops) != 1 || ops.Requests != back.Requests {
+		t.Fatalf("ops = %+v", back.Ops)
+	}
+	if !strings.Contains(progress.String(), "delivered") {
+		t.Errorf("no delivery count in the progress line: %q", progress.String())
+	}
+	var sum bytes.Buffer
+	back.PrintSummary(&sum)
+	if !strings.Contains(sum.String(), "delivery ms") {
+		t.Errorf("summary: %s", sum.String())
+	}
+	var html bytes.Buffer
+	if err := back.RenderHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(html.String(), "<svg"); n != 4 || !strings.Contains(html.String(), "Realtime delivery latency") {
+		t.Fatalf("html report has %d charts", n)
+	}
+	var cmp bytes.Buffer
+	bench.Compare(&cmp, back, back)
+	if !strings.Contains(cmp.String(), "delivery p99 ms") {
+		t.Fatalf("compare: %s", cmp.String())
+	}
+	t.Logf("%d creates × %d subscribers: delivery p50 %.2fms p99 %.2fms max %.2fms, %.0f events/s",
+		f.Creates, f.Subscribers, d.P50, d.P99, d.Max, f.EventsPerSecond)
 }

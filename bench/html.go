@@ -39,6 +39,9 @@ func (r *Result) RenderHTML(w io.Writer) error {
 		"Throughput":  template.HTML(r.throughputChart()),
 		"Percentiles": template.HTML(r.percentileChart()),
 	}
+	if r.Fanout != nil {
+		data["Delivery"] = template.HTML(pointsChart(r.Fanout.Percentiles, "delivery", "#0891b2"))
+	}
 	return reportTmpl.Execute(w, data)
 }
 
@@ -63,7 +66,7 @@ h1{font-size:22px;margin:0 0 4px}.sub{color:#667;margin-bottom:20px}
 .panel h2{font-size:15px;margin:0 0 8px}
 table{border-collapse:collapse;width:100%}td,th{padding:4px 8px;text-align:right;border-bottom:1px solid #eee}
 td:first-child,th:first-child{text-align:left}svg text{font:11px system-ui,sans-serif;fill:#556}
-.err b{color:#c0392b}
+.err b,tr.err td{color:#c0392b}
 </style></head><body><main>
 <h1>strata bench · {{.R.Scenario}}</h1>
 <div class="sub">{{.R.URL}}{{if .R.Server}} ({{.R.Server}}){{end}} · {{.Mode}} · {{printf "%.1f" .R.DurationSeconds}} s · {{.R.Records}} seeded records · {{.R.Started.Format "2006-01-02 15:04:05 UTC"}}</div>
@@ -78,7 +81,10 @@ td:first-child,th:first-child{text-align:left}svg text{font:11px system-ui,sans-
 <div class="panel"><h2>Latency over time (ms, log scale){{if eq .R.Mode "open"}}, measured from each request's due time{{end}}</h2>{{.Timeline}}</div>
 <div class="panel"><h2>Requests per second</h2>{{.Throughput}}</div>
 <div class="panel"><h2>Latency by percentile (ms)</h2>{{.Percentiles}}</div>
-<div class="panel"><h2>Operations</h2><table><tr><th>op</th><th>requests</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>
+{{with .R.Fanout}}<div class="panel"><h2>Realtime delivery latency by percentile (ms) · {{.Subscribers}} subscribers, from create sent to event received</h2>{{$.Delivery}}
+<table><tr><th>deliveries</th><th>expected</th><th>missing</th><th>duplicates</th><th>disconnects</th><th>events/s</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>
+<tr{{if or .Missing .Duplicates .Disconnects}} class="err"{{end}}><td>{{.Received}}</td><td>{{.Expected}}</td><td>{{.Missing}}</td><td>{{.Duplicates}}</td><td>{{.Disconnects}}</td><td>{{n .EventsPerSecond}}</td><td>{{f .Latency.P50}}</td><td>{{f .Latency.P90}}</td><td>{{f .Latency.P99}}</td><td>{{f .Latency.Max}}</td></tr></table></div>
+{{end}}<div class="panel"><h2>Operations</h2><table><tr><th>op</th><th>requests</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>
 {{range .Ops}}<tr><td>{{.Name}}</td><td>{{.Requests}}</td><td>{{.Errors}}</td><td>{{f .Latency.P50}}</td><td>{{f .Latency.P90}}</td><td>{{f .Latency.P99}}</td><td>{{f .Latency.P999}}</td><td>{{f .Latency.Max}}</td></tr>
 {{end}}</table>
 {{if .R.ErrorSamples}}<p>Errors seen:</p><ul>{{range .R.ErrorSamples}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
@@ -208,9 +214,12 @@ func (r *Result) throughputChart() string {
 }
 
 // percentileChart plots latency against the percentile on the nines scale.
-func (r *Result) percentileChart() string {
-	s := series{name: "latency", color: "#7c3aed"}
-	for _, p := range r.Percentiles {
+func (r *Result) percentileChart() string { return pointsChart(r.Percentiles, "latency", "#7c3aed") }
+
+// pointsChart plots a percentileCurve on the nines scale.
+func pointsChart(pts []Point, name, color string) string {
+	s := series{name: name, color: color}
+	for _, p := range pts {
 		if p.Percentile >= 100 {
 			continue
 		}

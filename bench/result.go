@@ -35,6 +35,9 @@ type Result struct {
 	Percentiles     []Point            `json:"percentiles"`
 	Timeline        []Tick             `json:"timeline"`
 	Ops             map[string]OpStats `json:"ops"`
+	// Fanout is set by the realtime scenario; its failed deliveries are
+	// also counted in Errors.
+	Fanout *Fanout `json:"fanout,omitempty"`
 }
 
 // Summary is a latency distribution in milliseconds.
@@ -159,6 +162,12 @@ func (r *Result) PrintSummary(w io.Writer) {
 			fmt.Fprintf(w, "  %-8s %7d req  p50 %.2f  p99 %.2f  errors %d\n", name, o.Requests, o.Latency.P50, o.Latency.P99, o.Errors)
 		}
 	}
+	if f := r.Fanout; f != nil {
+		fmt.Fprintf(w, "  realtime: %d subscribers  deliveries %d/%d  missing %d  duplicates %d  disconnects %d  %.0f events/s\n",
+			f.Subscribers, f.Received, f.Expected, f.Missing, f.Duplicates, f.Disconnects, f.EventsPerSecond)
+		d := f.Latency
+		fmt.Fprintf(w, "  delivery ms: min %.2f  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", d.Min, d.P50, d.P90, d.P99, d.Max)
+	}
 	for _, e := range r.ErrorSamples {
 		fmt.Fprintf(w, "  error: %s\n", e)
 	}
@@ -197,7 +206,21 @@ func Compare(w io.Writer, a, b *Result) {
 			row(op+" p99 ms", a.Ops[op].Latency.P99, bo.Latency.P99)
 		}
 	}
+	if fa, fb := a.Fanout, b.Fanout; fa != nil && fb != nil {
+		row("events/s", fa.EventsPerSecond, fb.EventsPerSecond)
+		row("delivery p50 ms", fa.Latency.P50, fb.Latency.P50)
+		row("delivery p90 ms", fa.Latency.P90, fb.Latency.P90)
+		row("delivery p99 ms", fa.Latency.P99, fb.Latency.P99)
+		row("delivery max ms", fa.Latency.Max, fb.Latency.Max)
+		lost := func(f *Fanout) float64 { return 100 * float64(f.Missing+f.Duplicates) / float64(max(f.Expected, 1)) }
+		row("delivery failures %", lost(fa), lost(fb))
+	}
 	tw.Flush()
+	if (a.Fanout != nil) != (b.Fanout != nil) {
+		fmt.Fprintln(w, "note: only one run has realtime delivery numbers")
+	} else if a.Fanout != nil && a.Fanout.Subscribers != b.Fanout.Subscribers {
+		fmt.Fprintf(w, "note: subscribers differ (a: %d; b: %d)\n", a.Fanout.Subscribers, b.Fanout.Subscribers)
+	}
 	if a.Scenario != b.Scenario || a.Mode != b.Mode || a.Rate != b.Rate || a.Concurrency != b.Concurrency {
 		fmt.Fprintf(w, "note: the runs differ (a: %s %s rate %.0f conc %d; b: %s %s rate %.0f conc %d)\n",
 			a.Scenario, a.Mode, a.Rate, a.Concurrency, b.Scenario, b.Mode, b.Rate, b.Concurrency)

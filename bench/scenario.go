@@ -54,6 +54,8 @@ var scenarios = map[string]scenario{
 	"auth":   {desc: "auth-with-password as a users record", ops: []string{"auth"}},
 	"mixed": {desc: "70% view, 15% list, 10% create, 5% update",
 		ops: []string{"view", "list", "create", "update"}, weights: []int{70, 15, 10, 5}},
+	RealtimeScenario: {desc: "POST records while --subscribers SSE clients watch the collection; delivery latency, every event exactly once",
+		ops: []string{"create"}},
 }
 
 // ScenarioNames lists the built-in scenarios.
@@ -81,6 +83,8 @@ type target struct {
 
 	userID, userEmail, userPass string
 	authBody                    []byte
+
+	rt *fanout // realtime scenario: its creates are marked and awaited
 }
 
 const userCollection = "users"
@@ -230,6 +234,9 @@ func (t *target) do(ctx context.Context, op string, rnd *randv2.Rand) (int, erro
 		f := fmt.Sprintf("title ~ '%d'", rnd.IntN(100))
 		method, path = "GET", recs+"?perPage=20&sort=-n&filter="+url.QueryEscape(f)
 	case "create":
+		if t.rt != nil {
+			return t.rt.create(ctx, t)
+		}
 		method, path = "POST", recs
 		body = fmt.Appendf(nil, `{"title":"created by strata bench","n":%d,"body":"lorem ipsum dolor sit amet"}`, rnd.IntN(1_000_000))
 	case "update":

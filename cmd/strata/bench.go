@@ -41,12 +41,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "closed loop: workers (default 50); open loop: max requests in flight (default 1000)")
 	fs.StringVar(&rate, "rate", "", "open loop at this rate, e.g. 2000/s (default: closed loop)")
 	fs.IntVar(&cfg.Records, "records", 1000, "records to seed")
+	fs.IntVar(&cfg.Subscribers, "subscribers", bench.DefaultSubscribers, "realtime scenario: SSE streams watching the collection (Strata allows 500 per address unless STRATA_REALTIME_CLIENTS_PER_IP is raised)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the seeded collection afterwards")
 	fs.StringVar(&out, "out", "", "write the JSON result here")
 	fs.StringVar(&html, "html", "", "write the HTML report here")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: strata bench --url URL --superuser EMAIL:PASSWORD [--scenario NAME] [--duration 10s] [--concurrency 50 | --rate 2000/s] [--out result.json] [--html report.html]")
+		fmt.Fprintln(stderr, "Usage: strata bench --url URL --superuser EMAIL:PASSWORD [--scenario NAME] [--duration 10s] [--concurrency 50 | --rate 2000/s] [--subscribers 100] [--out result.json] [--html report.html]")
 		fmt.Fprintln(stderr, "       strata bench compare A.json B.json\n\nScenarios:")
 		for _, n := range bench.ScenarioNames() {
 			fmt.Fprintf(stderr, "  %-8s %s\n", n, bench.ScenarioDescription(n))
