@@ -469,4 +469,23 @@ func TestOAuth2PreHijacking(t *testing.T) {
 	fx.signIn("users", "", person("gina-sub", "gina@idp.test", false), "", nil).status(200).expect("record.id", gid).expect("record.verified", false)
 	// Its linked identity signing in later with a vouched email does.
 	fx.signIn("users", "", person("gina-sub", "gina@idp.test", true), "", nil).status(200).expect("record.id", gid).expect("record.verified", true)
+
+	// A squatter registers someone else's address, signs in with the
+	// password they chose and links their own identity. When the real
+	// owner verifies the address (here by a password reset), that link
+	// is dropped: the squatter's identity no longer reaches the account.
+	// (Every path that verifies goes through the same record update: a
+	// mailed link, a password reset, an OTP or a superuser.)
+	const owner = "hana@idp.test"
+	hid, squatter := fx.user(owner)
+	fx.signIn("users", squatter, person("mallory-sub", "mallory@evil.test", true), "", nil).status(200).
+		expect("record.id", hid).expect("record.verified", false)
+	fx.signIn("users", "", person("mallory-sub", "mallory@evil.test", true), "", nil).status(200).expect("record.id", hid)
+	fx.su("PATCH", "/api/collections/users/records/"+hid, map[string]any{"verified": true}).status(200)
+	fx.su("GET", "/api/collections/users/records/"+hid, nil).status(200).expect("verified", true)
+	fx.su("GET", "/api/collections/_externalAuths/records?filter="+q("recordRef='"+hid+"'"), nil).status(200).expect("totalItems", 0)
+	res := fx.signIn("users", "", person("mallory-sub", "mallory@evil.test", true), "", nil).status(200)
+	if res.json()["record"].(map[string]any)["id"] == hid {
+		t.Fatal("the squatter's identity still signs in to the verified account")
+	}
 }

@@ -160,7 +160,7 @@ func (a *App) oauth2Record(ctx context.Context, req *strata.RequestInfo, c *stra
 			return nil, false, err
 		}
 		if rec != nil {
-			rec, err = a.oauth2Verify(ctx, rec, user)
+			rec, err = a.oauth2Verify(ctx, rec, provider, user)
 			return rec, false, err
 		}
 		// The record is gone: the link is stale.
@@ -189,7 +189,7 @@ func (a *App) oauth2Record(ctx context.Context, req *strata.RequestInfo, c *stra
 		if err != nil {
 			return nil, false, err
 		}
-		rec, err = a.oauth2Verify(ctx, rec, user)
+		rec, err = a.oauth2Verify(ctx, rec, provider, user)
 		return rec, false, err
 	}
 	if c.IsSuperusers() {
@@ -205,15 +205,51 @@ func (a *App) oauth2Record(ctx context.Context, req *strata.RequestInfo, c *stra
 // record found by email alone is refused before (errOAuth2Unverified), so
 // the upgrade never hands someone a pre-registered account. The password
 // stays: the record's owner set it.
-func (a *App) oauth2Verify(ctx context.Context, rec *strata.Record, user *ExternalUser) (*strata.Record, error) {
+func (a *App) oauth2Verify(ctx context.Context, rec *strata.Record, provider string, user *ExternalUser) (*strata.Record, error) {
 	if rec.Bool("verified") || !user.EmailVerified || user.Email == "" || !strings.EqualFold(rec.String("email"), user.Email) {
 		return rec, nil
 	}
-	upd, _, err := a.UpdateRecord(ctx, superuserRequest(), rec.Collection, rec.ID(), Input{"verified": true})
+	// Verifying drops the record's earlier links (dropExternalAuths); the
+	// identity that just vouched for the email is the owner's, so it is
+	// linked again in the same transaction.
+	var upd *strata.Record
+	_, err := a.write(ctx, func(tx strata.Tx) error {
+		var err error
+		if upd, err = a.updateInTx(ctx, tx, superuserRequest(), rec.Collection, rec.ID(), Input{"verified": true}); err != nil {
+			return err
+		}
+		return a.insertLink(ctx, tx, upd, provider, user.ID)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("mark verified after OAuth2: %w", err)
 	}
 	return upd, nil
+}
+
+// dropExternalAuths deletes every OAuth2 link of rec. It runs when rec
+// becomes verified: links made while nobody had proven they own the email
+// may belong to whoever registered the address first (account
+// pre-hijacking), and must not survive the real owner's verification.
+func (a *App) dropExternalAuths(ctx context.Context, tx strata.Tx, rec *strata.Record) error {
+	ext := a.Collection(ExternalAuthsID)
+	if ext == nil {
+		return nil
+	}
+	for {
+		links, err := tx.FindRecords(ctx, &strata.RecordQuery{Collection: ext, Schema: a.Schema(), Limit: 100,
+			Equal: map[string]any{"collectionRef": rec.Collection.ID, "recordRef": rec.ID()}})
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			if err := tx.DeleteRecord(ctx, l); err != nil {
+				return err
+			}
+		}
+		if len(links) < 100 {
+			return nil
+		}
+	}
 }
 
 // insertLink stores the (provider, providerId) link of rec.

@@ -699,6 +699,11 @@ func (a *App) updateInTx(ctx context.Context, tx strata.Tx, req *strata.RequestI
 	if newHash != "" {
 		r.Data["password"] = newHash
 	}
+	if c.IsAuth() && r.Bool("verified") && !stored.Bool("verified") {
+		if err := a.dropExternalAuths(ctx, tx, r); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.UpdateRecord(ctx, r); err != nil {
 		return nil, writeError("Failed to update record.", err)
 	}
