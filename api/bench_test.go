@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/strata-run/strata/api"
+	"github.com/strata-run/strata/guard"
 	"github.com/strata-run/strata/service"
 )
 
@@ -150,6 +153,24 @@ func BenchmarkAuthWithPassword(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			serve(b, h, "POST", "/api/collections/users/auth-with-password", body, 200)
+		}
+	})
+}
+
+// BenchmarkShed is the cost of refusing a request over the concurrency
+// limit: under a spike most requests take this path, so it must stay a
+// small multiple of BenchmarkBaseline.
+func BenchmarkShed(b *testing.B) {
+	ts := newTestServer(b)
+	conc := guard.NewConcurrency(guard.ConcurrencyOptions{InitialLimit: 1, MinLimit: 1, MaxLimit: 1, MaxWait: -1})
+	held, _ := conc.Acquire(context.Background(), guard.PriorityRead)
+	defer held.Release()
+	h := api.New(ts.app, api.Options{Concurrency: conc})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			serve(b, h, "GET", "/api/collections/users/records?perPage=20", nil, http.StatusServiceUnavailable)
 		}
 	})
 }
