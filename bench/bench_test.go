@@ -110,6 +110,7 @@ func TestRunAgainstStrata(t *testing.T) {
 	}{
 		{"closed-view", bench.Config{Scenario: "view", Duration: 2 * time.Second, Concurrency: 8}},
 		{"open-mixed", bench.Config{Duration: 2 * time.Second, Rate: 200, Concurrency: 50}},
+		{"closed-refresh", bench.Config{Scenario: "refresh", Duration: 2 * time.Second, Concurrency: 4}},
 	} {
 		cfg := c.cfg
 		cfg.URL, cfg.Email, cfg.Password, cfg.Records = url, "bench@strata.test", "bench-pass-123", 100
@@ -173,6 +174,42 @@ func TestRunAgainstStrata(t *testing.T) {
 // TestRealtimeFanout runs the realtime scenario briefly: every subscriber
 // must get every create exactly once, and the delivery numbers must reach
 // the JSON, the summary, the HTML report and the comparison.
+// A short spike run: the phases, counts and timeline add up (no
+// performance is asserted: that lives in docs/benchmarks.md).
+func TestSpikeAgainstStrata(t *testing.T) {
+	url := startStrata(t)
+	res, err := bench.Spike(context.Background(), bench.SpikeConfig{
+		URL: url, Email: "bench@strata.test", Password: "bench-pass-123", Records: 200,
+		Steps: []float64{0.5, 2}, StepDuration: time.Second, Recovery: time.Second, Capacity: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Phases) != 3 || res.Phases[2].Name != "recovery 0.5x" {
+		t.Fatalf("phases: %+v", res.Phases)
+	}
+	var ok int64
+	for _, ph := range res.Phases {
+		if ph.Sent == 0 || ph.OK+ph.Rejected+ph.Errors+ph.Missed != ph.Sent {
+			t.Errorf("phase %s: sent %d, answered %d+%d+%d, missed %d", ph.Name, ph.Sent, ph.OK, ph.Rejected, ph.Errors, ph.Missed)
+		}
+		if ph.Offered != ph.Multiple*100 {
+			t.Errorf("phase %s offered %v", ph.Name, ph.Offered)
+		}
+		ok += ph.OK
+	}
+	var ticks int64
+	for _, tk := range res.Timeline {
+		ticks += tk.OK
+	}
+	if ticks != ok || ok == 0 {
+		t.Errorf("timeline holds %d successes, phases %d", ticks, ok)
+	}
+	if res.PeakGoodput <= 0 || res.UnloadedP99 <= 0 {
+		t.Errorf("peak goodput %v, unloaded p99 %v", res.PeakGoodput, res.UnloadedP99)
+	}
+}
+
 func TestRealtimeFanout(t *testing.T) {
 	url := startStrata(t)
 	var progress bytes.Buffer

@@ -51,7 +51,9 @@ var scenarios = map[string]scenario{
 		ops: []string{"search"}},
 	"create": {desc: "POST a 3-field record", ops: []string{"create"}},
 	"update": {desc: "PATCH a seeded record", ops: []string{"update"}},
-	"auth":   {desc: "auth-with-password as a users record", ops: []string{"auth"}},
+	"refresh": {desc: "auth-refresh with a users record's token (a token check and a new token, no password hash)",
+		ops: []string{"refresh"}},
+	"auth": {desc: "auth-with-password as a users record", ops: []string{"auth"}},
 	"mixed": {desc: "70% view, 15% list, 10% create, 5% update",
 		ops: []string{"view", "list", "create", "update"}, weights: []int{70, 15, 10, 5}},
 	RealtimeScenario: {desc: "POST records while --subscribers SSE clients watch the collection; delivery latency, every event exactly once",
@@ -83,6 +85,7 @@ type target struct {
 
 	userID, userEmail, userPass string
 	authBody                    []byte
+	userToken                   string
 
 	rt *fanout // realtime scenario: its creates are marked and awaited
 }
@@ -118,7 +121,7 @@ func (t *target) setup(ctx context.Context, cfg Config, sc scenario) error {
 	if err := t.seed(ctx, cfg.Records); err != nil {
 		return err
 	}
-	if sc.uses("auth") {
+	if sc.uses("auth") || sc.uses("refresh") {
 		t.userEmail = "bench-" + suffix + "@strata.test"
 		t.userPass = "bench-pass-" + suffix
 		var u struct{ ID string }
@@ -128,6 +131,12 @@ func (t *target) setup(ctx context.Context, cfg Config, sc scenario) error {
 		}
 		t.userID = u.ID
 		t.authBody, _ = json.Marshal(map[string]any{"identity": t.userEmail, "password": t.userPass})
+		var signed struct{ Token string }
+		if _, err := t.call(ctx, "POST", "/api/collections/"+userCollection+"/auth-with-password", map[string]any{
+			"identity": t.userEmail, "password": t.userPass}, &signed); err != nil {
+			return fmt.Errorf("user sign-in: %w", err)
+		}
+		t.userToken = signed.Token
 	}
 	return nil
 }
@@ -244,6 +253,8 @@ func (t *target) do(ctx context.Context, op string, rnd *randv2.Rand) (int, erro
 		body = fmt.Appendf(nil, `{"title":"updated by strata bench %d"}`, rnd.IntN(1_000_000))
 	case "auth":
 		method, path, body = "POST", "/api/collections/"+userCollection+"/auth-with-password", t.authBody
+	case "refresh":
+		method, path = "POST", "/api/collections/"+userCollection+"/auth-refresh"
 	default:
 		return 0, fmt.Errorf("unknown op %q", op)
 	}
@@ -257,6 +268,9 @@ func (t *target) do(ctx context.Context, op string, rnd *randv2.Rand) (int, erro
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if op == "refresh" {
+		req.Header.Set("Authorization", t.userToken)
 	}
 	res, err := t.client.Do(req)
 	if err != nil {
