@@ -4,10 +4,15 @@
 // only ratios compare across runs).
 //
 //	go run ./bench/corebench --strata bin/strata [--duration 10s] [--conns 50]
+//	go run ./bench/corebench --strata bin/strata --db postgres://postgres@127.0.0.1:5432/postgres
 //
-// It starts the server on a temp data dir, seeds a 10,000-record collection,
-// then runs each scenario with `wrk -t2 -c<conns> --latency` and prints a
-// Markdown table for docs/benchmarks.md.
+// It starts the server on a temp data dir (SQLite, or with --db a fresh
+// database of a random name on that PostgreSQL server, dropped at the end),
+// seeds a 10,000-record collection, then runs each scenario with
+// `wrk -t2 -c<conns> --latency` and prints a Markdown table for
+// docs/benchmarks.md. Around each scenario it reads the server's /metrics:
+// the record cache's hit ratio and, on PostgreSQL, the connections the
+// pools opened (zero per second is the target at steady state).
 package main
 
 import (
@@ -37,7 +42,14 @@ var (
 	only      = flag.String("only", "", "comma-separated scenario names to run (default all)")
 	flood     = flag.Bool("flood", false, "instead of the scenarios: view p99 with and without a flood of bad sign-ins")
 	noReqLogs = flag.Bool("no-request-logs", false, "turn off the request log (settings.logs.maxDays = 0) before measuring")
+	dbURL     = flag.String("db", "", "postgres:// URL of a server to run on (corebench creates and drops a database there); empty: SQLite")
+	noCache   = flag.Bool("no-record-cache", false, "run strata serve --record-cache=false")
+	serveArgs = flag.String("serve-flags", "", "more strata serve flags, space-separated (e.g. --adaptive-limit=false)")
 )
+
+// warmup is how long into a scenario the pools may still be opening
+// connections; new connections after it are churn.
+const warmup = time.Second
 
 const (
 	suEmail = "bench@strata.test"
@@ -47,20 +59,26 @@ const (
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	defer runCleanups()
+	cleanupOnSignal()
 	if _, err := exec.LookPath("wrk"); err != nil {
-		log.Fatal("wrk not found: apt-get install -y wrk")
+		fatal("wrk not found: apt-get install -y wrk")
 	}
 	dir, err := os.MkdirTemp("", "strata-bench-")
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	atExit(func() { os.RemoveAll(dir) })
 
 	hello := startHello()
-	defer hello.Close()
+	atExit(func() { hello.Close() })
 
-	srv := startStrata(dir)
-	defer srv.stop()
+	db := ""
+	if *dbURL != "" {
+		db = createDatabase(*dbURL)
+	}
+	srv := startStrata(dir, db)
+	atExit(srv.stop)
 	base := "http://" + srv.addr
 	token := authSuperuser(base)
 	ids := seed(base, token, *records)
@@ -104,21 +122,64 @@ wrk.body = '{"identity":"user@strata.test","password":"user-pass-123"}'
 	}
 	helloURL := "http://" + hello.Addr().String() + "/"
 	before := runWrk("hello", helloURL, "")
-	fmt.Printf("\n| scenario | req/s | ratio to hello | p50 | p99 | non-2xx | errors | strata peak RSS |\n|---|---|---|---|---|---|---|---|\n")
 	var results []wrkResult
 	for _, sc := range scenarios {
 		if len(wanted) > 0 && !wanted[sc.name] {
 			continue
 		}
+		m0 := srv.scrape()
+		// A second scrape once the pools have grown separates their
+		// warm-up from churn at steady state.
+		warm := make(chan metrics, 1)
+		go func() {
+			if *duration <= 2*warmup {
+				warm <- m0
+				return
+			}
+			time.Sleep(warmup)
+			warm <- srv.scrape()
+		}()
 		r := runWrk(sc.name, sc.url, sc.script)
+		m1, m2 := <-warm, srv.scrape()
 		r.rss = srv.peakRSS()
+		r.hitRatio = hitRatio(m0, m2)
+		r.newConns, r.pg = delta(m0, m2, mNewConns)
+		if steady, _ := delta(m1, m2, mNewConns); *duration > 2*warmup {
+			r.newConnsPerSec = steady / (*duration - warmup).Seconds()
+		} else {
+			r.newConnsPerSec = r.newConns / duration.Seconds()
+		}
+		if r.pg {
+			log.Printf("%-20s new PostgreSQL connections: %.0f (%.2f/s after %v); cache hit ratio %s", sc.name, r.newConns, r.newConnsPerSec, warmup, r.hitRatio)
+		}
 		results = append(results, r)
 	}
 	after := runWrk("hello", helloURL, "")
 	helloRPS := (before.rps + after.rps) / 2
-	fmt.Printf("| hello (net/http, 200-byte JSON) | %.0f | 1.00 | %s | %s | %d | %d | — |\n", helloRPS, before.p50, before.p99, before.non2xx, before.errors)
+	store := "SQLite"
+	if db != "" {
+		store = "PostgreSQL"
+	}
+	cacheDesc := "record cache on"
+	if *noCache {
+		cacheDesc = "record cache off"
+	}
+	fmt.Printf("\n%s, %s, %d connections, %v per scenario %s\n", store, cacheDesc, *conns, *duration, *serveArgs)
+	pgHead, pgSep, pgNone := "", "", ""
+	if db != "" {
+		pgHead, pgSep, pgNone = fmt.Sprintf(" new PG conns | new PG conns/s after %v |", warmup), "---|---|", " — | — |"
+	}
+	fmt.Printf("\n| scenario | req/s | ratio to hello | p50 | p99 | non-2xx | errors | strata peak RSS | cache hit ratio |%s\n|---|---|---|---|---|---|---|---|---|%s\n", pgHead, pgSep)
+	fmt.Printf("| hello (net/http, 200-byte JSON) | %.0f | 1.00 | %s | %s | %d | %d | — | — |%s\n", helloRPS, before.p50, before.p99, before.non2xx, before.errors, pgNone)
 	for _, r := range results {
-		fmt.Printf("| %s | %.0f | %.3f | %s | %s | %d | %d | %.0f MB |\n", r.name, r.rps, r.rps/helloRPS, r.p50, r.p99, r.non2xx, r.errors, r.rss/1024)
+		pg := ""
+		if db != "" {
+			pg = " — | — |"
+			if r.pg {
+				pg = fmt.Sprintf(" %.0f | %.2f |", r.newConns, r.newConnsPerSec)
+			}
+		}
+		fmt.Printf("| %s | %.0f | %.3f | %s | %s | %d | %d | %.0f MB | %s |%s\n", r.name, r.rps, r.rps/helloRPS, r.p50, r.p99, r.non2xx, r.errors, r.rss/1024, r.hitRatio, pg)
 	}
 	fmt.Printf("\nhello before %.0f req/s, after %.0f req/s (noise check)\n", before.rps, after.rps)
 }
@@ -127,11 +188,11 @@ wrk.body = '{"identity":"user@strata.test","password":"user-pass-123"}'
 func startHello() net.Listener {
 	body := []byte(`{"message":"hello","data":{"id":"abcdefghijklmno","title":"baseline response body of exactly two hundred bytes","n":12345,"ok":true},"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
 	if len(body) != 200 {
-		log.Fatalf("hello body is %d bytes, want 200", len(body))
+		fatalf("hello body is %d bytes, want 200", len(body))
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -141,31 +202,41 @@ func startHello() net.Listener {
 }
 
 type strataProc struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd               *exec.Cmd
+	addr, metricsAddr string
 }
 
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
 }
 
-func startStrata(dir string) *strataProc {
-	out, err := exec.Command(*strataBin, "superuser", "upsert", suEmail, suPass, "--dir", dir).CombinedOutput()
+// startStrata serves from dir, on SQLite when db is empty, else on the
+// PostgreSQL database db.
+func startStrata(dir, db string) *strataProc {
+	out, err := exec.Command(*strataBin, "superuser", "upsert", suEmail, suPass, "--dir", dir, "--db", db).CombinedOutput()
 	if err != nil {
-		log.Fatalf("superuser upsert: %v: %s", err, out)
+		fatalf("superuser upsert: %v: %s", err, out)
 	}
 	addr := freeAddr()
-	cmd := exec.Command(*strataBin, "serve", "--http", addr, "--dir", dir, "--log-level", "warn")
+	// The metrics listener needs no sign-in: scraping through /api would
+	// look the superuser up in the record cache and skew its hit ratio.
+	maddr := freeAddr()
+	args := []string{"serve", "--http", addr, "--metrics-addr", maddr, "--dir", dir, "--db", db, "--log-level", "warn"}
+	if *noCache {
+		args = append(args, "--record-cache=false")
+	}
+	args = append(args, strings.Fields(*serveArgs)...)
+	cmd := exec.Command(*strataBin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
-	p := &strataProc{cmd: cmd, addr: addr}
+	p := &strataProc{cmd: cmd, addr: addr, metricsAddr: maddr}
 	for i := 0; i < 100; i++ {
 		if res, err := http.Get("http://" + addr + "/api/health"); err == nil {
 			res.Body.Close()
@@ -174,7 +245,7 @@ func startStrata(dir string) *strataProc {
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.stop()
-	log.Fatal("strata did not start")
+	fatal("strata did not start")
 	return nil
 }
 
@@ -216,12 +287,12 @@ func call(method, url, token string, body any) map[string]any {
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		log.Fatalf("%s %s: %v", method, url, err)
+		fatalf("%s %s: %v", method, url, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	if res.StatusCode >= 300 {
-		log.Fatalf("%s %s: %d %s", method, url, res.StatusCode, raw)
+		fatalf("%s %s: %d %s", method, url, res.StatusCode, raw)
 	}
 	var m map[string]any
 	json.Unmarshal(raw, &m)
@@ -261,12 +332,12 @@ func seed(base, token string, n int) []string {
 		req.Header.Set("Authorization", token)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
-			log.Fatal(err)
+			fatal(err)
 		}
 		raw, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode != 200 {
-			log.Fatalf("seed batch: %d %s", res.StatusCode, raw)
+			fatalf("seed batch: %d %s", res.StatusCode, raw)
 		}
 		var out []struct {
 			Body struct {
@@ -291,7 +362,7 @@ func seedUser(base, token string) string {
 func writeScript(dir, name, body string) string {
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	return p
 }
@@ -316,6 +387,11 @@ type wrkResult struct {
 	p50, p99       string
 	non2xx, errors int
 	rss            float64
+	hitRatio       string // the record cache's, over the scenario
+	// New PostgreSQL connections over the whole scenario, and per second
+	// after warmup; pg is false on SQLite.
+	newConns, newConnsPerSec float64
+	pg                       bool
 }
 
 var (
@@ -335,9 +411,9 @@ func runWrk(name, url, script string) wrkResult {
 }
 
 func runWrkArgs(name string, args []string) wrkResult {
-	out, err := exec.Command("wrk", args...).CombinedOutput()
+	out, err := exec.CommandContext(runCtx, "wrk", args...).CombinedOutput()
 	if err != nil {
-		log.Fatalf("wrk %s: %v: %s", name, err, out)
+		fatalf("wrk %s: %v: %s", name, err, out)
 	}
 	r := wrkResult{name: name}
 	if m := rpsRe.FindSubmatch(out); m != nil {

@@ -120,6 +120,9 @@ type storeConfig struct {
 	// traced (set by serve when tracing is on) wraps the store so that its
 	// calls get spans.
 	traced bool
+	// noRecordCache (serve --record-cache=false) serves every read from
+	// the store: the cache's benchmark baseline, not a production setting.
+	noRecordCache bool
 }
 
 func (c *storeConfig) register(fs *flag.FlagSet) {
@@ -215,7 +218,11 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 		}
 		st = telemetry.TraceStore(st, system)
 	}
-	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: cache.New(cache.Options{Registerer: c.registry}), Bus: newBus()})
+	var rc strata.RecordCache // a nil interface: a nil *cache.Records would not read as "no cache"
+	if !c.noRecordCache {
+		rc = cache.New(cache.Options{Registerer: c.registry})
+	}
+	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: rc, Bus: newBus()})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -272,6 +279,11 @@ func (c *serveCommand) parse(args []string) error {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "deadline of every request, passed to the database (0: none; realtime streams excepted)")
 	fs.BoolVar(&c.ListCache, "list-cache", envOr("STRATA_LIST_CACHE", "") == "true", "cache list responses in the --redis Redis, shared by all nodes (docs/list-cache.md; env STRATA_LIST_CACHE=true)")
 	fs.DurationVar(&c.ListCacheTTL, "list-cache-ttl", 30*time.Second, "how long a cached list page lives at most")
+	fs.BoolFunc("record-cache", "keep hot records in memory (default true; false only to measure the cache)", func(v string) error {
+		on, err := strconv.ParseBool(v)
+		c.Store.noRecordCache = !on
+		return err
+	})
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("STRATA_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")),
 		"OpenTelemetry collector URL, e.g. http://127.0.0.1:4318; empty: tracing off (env STRATA_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
 	fs.StringVar(&c.OTLPProtocol, "otlp-protocol", envOr("STRATA_OTLP_PROTOCOL", envOr("OTEL_EXPORTER_OTLP_PROTOCOL", telemetry.ProtocolHTTP)),
