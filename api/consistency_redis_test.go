@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +235,37 @@ func testRedisDown(t *testing.T, f *replicated) {
 	metrics := a.do("GET", "/metrics", a.suToken, nil).status(200)
 	if !strings.Contains(string(metrics.body), "strata_consistency_redis_fallbacks_total") {
 		t.Fatal("/metrics has no strata_consistency_redis_fallbacks_total")
+	}
+}
+
+// BenchmarkRedisTokens is the cost a shared memory adds to a request: one
+// lookup (reads and writes) plus one note (writes), two keys each.
+func BenchmarkRedisTokens(b *testing.B) {
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Ping(ctx).Err(); err != nil {
+		b.Fatalf("Redis is required (run `make services`): %v", err)
+	}
+	prefix := "strata-bench:" + strconv.Itoa(os.Getpid()) + ":"
+	defer func() {
+		keys, _ := rc.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rc.Del(context.Background(), keys...)
+		}
+	}()
+	rt := api.NewRedisTokens(rc, api.RedisTokensOptions{Prefix: prefix, Timeout: time.Second})
+	b.Run("get", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			rt.GetForTest(ctx, "ip:10.0.0.1", "auth:users/u"+strconv.Itoa(i%1000))
+		}
+	})
+	b.Run("note", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			rt.NoteForTest(ctx, uint64(i+1), "ip:10.0.0.1", "auth:users/u"+strconv.Itoa(i%1000))
+		}
+	})
+	if rt.Fallbacks() != 0 {
+		b.Fatalf("%d fallbacks", rt.Fallbacks())
 	}
 }
