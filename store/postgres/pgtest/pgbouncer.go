@@ -133,6 +133,9 @@ func StartPgBouncer(tb testing.TB, opts PgBouncerOptions) *PgBouncer {
 	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// A test binary that dies (a timeout's panic skips Cleanup) takes its
+	// pgbouncer with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if os.Geteuid() == 0 {
 		// pgbouncer refuses to run as root.
 		u, err := user.Lookup("postgres")
@@ -144,7 +147,7 @@ func StartPgBouncer(tb testing.TB, opts PgBouncerOptions) *PgBouncer {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			tb.Fatal(err)
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start pgbouncer: %v", err)
