@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"sync"
 
@@ -18,6 +19,10 @@ import (
 // these tokens and the store serves them from a replica only if it has
 // replayed that far. Stores without replicas report no tokens, and then no
 // header is sent.
+//
+// The node's memory covers only the requests it serves; ShareTokens adds a
+// Redis memory shared by every node (consistency_redis.go), so a client
+// behind a load balancer reads its writes whichever node serves it.
 
 // ConsistencyHeader carries a consistency token in both directions.
 const ConsistencyHeader = "X-Strata-Consistency"
@@ -34,6 +39,27 @@ const maxRememberedTokens = 100_000
 type tokenMemory struct {
 	mu        sync.Mutex
 	cur, prev map[string]uint64
+
+	// shared, when set, is the cluster-wide memory; it is consulted only
+	// when the store has replicas (set before serving, never changed).
+	shared *RedisTokens
+}
+
+// replicated is implemented by stores that may serve reads from replicas
+// (store/postgres); only for those can a remembered token change a read.
+type replicated interface{ HasReplicas() bool }
+
+// ShareTokens makes the node keep and look up its callers' consistency
+// tokens in t as well, so that a write through any node is read back on
+// every node. It must be called before the server serves requests. With a
+// store that has no read replicas it does nothing: tokens never change
+// where such a store reads, and the Redis round trips would be wasted.
+func (s *Server) ShareTokens(t *RedisTokens) {
+	if rs, ok := s.app.Store().(replicated); !ok || !rs.HasReplicas() {
+		return
+	}
+	s.reg.MustRegister(t.fallbackC)
+	s.tokens.shared = t
 }
 
 func (m *tokenMemory) get(key string) uint64 {
@@ -73,6 +99,9 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, info *strat
 	for _, k := range keys {
 		token = max(token, s.tokens.get(k))
 	}
+	if sh := s.tokens.shared; sh != nil {
+		token = max(token, sh.get(r.Context(), keys))
+	}
 	ctx := strata.WithReadAfter(r.Context(), token)
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		// Reads do not write: no collector, and the writer stays
@@ -80,7 +109,7 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, info *strat
 		return w, r.WithContext(ctx)
 	}
 	ctx, writes := strata.WithWriteTokens(ctx)
-	return &tokenWriter{ResponseWriter: w, s: s, keys: keys, writes: writes}, r.WithContext(ctx)
+	return &tokenWriter{ResponseWriter: w, s: s, ctx: ctx, keys: keys, writes: writes}, r.WithContext(ctx)
 }
 
 // tokenWriter adds the write token to the response headers, and remembers
@@ -89,6 +118,7 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, info *strat
 type tokenWriter struct {
 	http.ResponseWriter
 	s       *Server
+	ctx     context.Context
 	keys    []string
 	writes  *strata.WriteTokens
 	started bool
@@ -101,6 +131,9 @@ func (w *tokenWriter) WriteHeader(code int) {
 			w.Header().Set(ConsistencyHeader, strata.FormatToken(t))
 			for _, k := range w.keys {
 				w.s.tokens.note(k, t)
+			}
+			if sh := w.s.tokens.shared; sh != nil {
+				sh.note(w.ctx, w.keys, t)
 			}
 		}
 	}

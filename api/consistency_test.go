@@ -16,17 +16,31 @@ import (
 	"github.com/strata-run/strata/store/postgres/pgtest"
 )
 
-// TestReadYourWritesHTTP runs two nodes on a PostgreSQL primary with a
-// replica that applies commits a second late. A client that wrote through
-// node 1 reads its write on node 1 without sending the token back (the
-// node remembers it), and on node 2 only when it sends the token: without
-// it, node 2 reads the lagging replica.
+// TestReadYourWritesHTTP runs nodes on a PostgreSQL primary with a replica
+// that applies commits a second late (one cluster for all the subtests,
+// which run in turn: starting a cluster costs seconds).
 func TestReadYourWritesHTTP(t *testing.T) {
-	const delay = time.Second
+	f := startReplicated(t, time.Second)
+	t.Run("TokenHeader", func(t *testing.T) { testTokenHeader(t, f) })
+	t.Run("SharedRedis", func(t *testing.T) { testSharedRedis(t, f) })
+	t.Run("RedisDown", func(t *testing.T) { testRedisDown(t, f) })
+}
+
+// replicated is a service on a primary and one lagging replica.
+type replicated struct {
+	cl    *pgtest.Cluster
+	st    *postgres.Store
+	app   *service.App
+	delay time.Duration
+}
+
+func startReplicated(t *testing.T, delay time.Duration) *replicated {
 	cl := pgtest.Start(t, pgtest.Options{ApplyDelay: delay})
 	ctx := context.Background()
+	// The lag bound is far away: a replica whose replay the tests pause
+	// must keep serving reads, however slowly the test runs.
 	st, err := postgres.Open(ctx, cl.Primary.DSN(), postgres.Options{Replicas: []string{cl.Replica.DSN()},
-		ReplicaCheckEvery: 50 * time.Millisecond})
+		ReplicaCheckEvery: 50 * time.Millisecond, MaxReplicaLag: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +52,32 @@ func TestReadYourWritesHTTP(t *testing.T) {
 	if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
 		t.Fatal(err)
 	}
-	node := func() *testServer {
-		srv := httptest.NewServer(api.New(app, api.Options{}))
-		t.Cleanup(srv.Close)
-		return &testServer{tb: t, app: app, srv: srv}
+	return &replicated{cl: cl, st: st, app: app, delay: delay}
+}
+
+// node starts one more HTTP node on the service; share, when set, is its
+// cluster-wide token memory.
+func (f *replicated) node(t *testing.T, share *api.RedisTokens) *testServer {
+	t.Helper()
+	h := api.New(f.app, api.Options{})
+	if share != nil {
+		h.ShareTokens(share)
 	}
-	n1, n2 := node(), node()
-	res := n1.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPass})
-	n1.suToken = res.status(200).json()["token"].(string)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ts := &testServer{tb: t, app: f.app, srv: srv}
+	res := ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPass})
+	ts.suToken = res.status(200).json()["token"].(string)
+	return ts
+}
+
+// testTokenHeader: a client that wrote through node 1 reads its write on
+// node 1 without sending the token back (the node remembers it), and on
+// node 2 only when it sends the token: without it, node 2 reads the
+// lagging replica.
+func testTokenHeader(t *testing.T, f *replicated) {
+	delay, st := f.delay, f.st
+	n1, n2 := f.node(t, nil), f.node(t, nil)
 	n1.collection(`{"name":"notes","type":"base","listRule":"","viewRule":"","createRule":"","fields":[{"name":"title","type":"text"}]}`)
 
 	// Sign-up then sign-in right away: the sign-in reads the new user.

@@ -68,7 +68,19 @@ ensure_promtool() {
   command -v promtool >/dev/null || apt_install prometheus
 }
 
+# pgbouncer: store/postgres tests start private pgbouncers (pgtest.StartPgBouncer); the Debian service stays off.
+ensure_pgbouncer() {
+  { command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]]; } && return 0
+  apt_install pgbouncer
+  if [[ -d /run/systemd/system ]]; then
+    "${sudo[@]}" systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+  else
+    "${sudo[@]}" service pgbouncer stop >/dev/null 2>&1 || true
+  fi
+}
+
 ensure_promtool
+ensure_pgbouncer
 ensure_postgres
 ensure_redis
 ensure_nats

@@ -245,6 +245,7 @@ type serveCommand struct {
 	LogRequests    bool
 	// Protection (docs/operations.md, "Rate limits and load shedding").
 	Redis          string
+	RedisPrefix    string
 	Adaptive       bool
 	MaxConcurrency int
 	QueueWait      time.Duration
@@ -272,7 +273,8 @@ func (c *serveCommand) parse(args []string) error {
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 5*time.Second, "after SIGTERM, how long /readyz fails before the listener closes (lets the load balancer notice)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", envOr("STRATA_METRICS_ADDR", ""), "also serve /metrics without auth on this address, e.g. 127.0.0.1:9090 (env STRATA_METRICS_ADDR)")
 	fs.BoolVar(&c.LogRequests, "log-requests", true, "write one log line per request")
-	fs.StringVar(&c.Redis, "redis", envOr("STRATA_REDIS", ""), "redis:// URL that makes rate limits cluster-wide; empty: limits per node (env STRATA_REDIS)")
+	fs.StringVar(&c.Redis, "redis", envOr("STRATA_REDIS", ""), "redis:// URL that makes rate limits and read-your-writes cluster-wide; empty: per node (env STRATA_REDIS)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", envOr("STRATA_REDIS_PREFIX", "strata:"), "prefix of every Redis key, to share one Redis between clusters (env STRATA_REDIS_PREFIX)")
 	fs.BoolVar(&c.Adaptive, "adaptive-limit", true, "shed load over an adaptive concurrency limit with 503")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", 1000, "upper bound of the adaptive concurrency limit")
 	fs.DurationVar(&c.QueueWait, "queue-wait", 50*time.Millisecond, "how long a request over the concurrency limit may wait before 503")
@@ -354,14 +356,15 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	defer logs.Close()
 	opts := api.Options{Logger: log, Registry: reg, Logs: logs, LogRequests: c.LogRequests, Starting: true,
 		RequestTimeout: c.RequestTimeout, Tracing: tracing.Provider()}
+	var rc *redis.Client
 	if c.Redis != "" {
 		ropts, err := redis.ParseURL(c.Redis)
 		if err != nil {
 			return fmt.Errorf("--redis: %w", err)
 		}
-		rc := redis.NewClient(ropts)
+		rc = redis.NewClient(ropts)
 		defer rc.Close()
-		opts.RateLimiter = guard.NewRedis(rc, guard.RedisOptions{Logger: log})
+		opts.RateLimiter = guard.NewRedis(rc, guard.RedisOptions{Prefix: c.RedisPrefix + "rl:", Logger: log})
 		if c.ListCache {
 			enableListCache(app, rc, c.ListCacheTTL, log, reg)
 		}
@@ -376,6 +379,10 @@ func (c *serveCommand) Run(ctx context.Context) error {
 		opts.Concurrency = guard.NewConcurrency(guard.ConcurrencyOptions{MaxLimit: c.MaxConcurrency, MaxWait: wait})
 	}
 	handler := api.New(app, opts)
+	if rc != nil {
+		// Read-your-writes across nodes (docs/consistency-redis.md).
+		handler.ShareTokens(api.NewRedisTokens(rc, api.RedisTokensOptions{Prefix: c.RedisPrefix + "ct:", Logger: log}))
+	}
 	withRealtime(ctx, app, handler, log)
 
 	if c.MetricsAddr != "" {

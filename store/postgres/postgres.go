@@ -103,7 +103,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	s.m = newMetrics(s)
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, err
+		return nil, pgbouncerHint(err)
 	}
 	if len(opts.Replicas) > 0 {
 		if s.replicas, err = newReplicaSet(ctx, pool, cfg, opts); err != nil {

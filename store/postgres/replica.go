@@ -444,3 +444,8 @@ func (s *Store) writeToken(ctx context.Context, conn db) {
 	}
 	strata.NoteWrite(ctx, lsn)
 }
+
+// HasReplicas reports whether reads may go to replicas: only then do
+// consistency tokens change where a read goes, and are worth remembering
+// beyond one node (api.Server.ShareTokens).
+func (s *Store) HasReplicas() bool { return s.replicas != nil }

@@ -25,6 +25,14 @@ func BaseDSN() string {
 // be reached fails the test: CI must never skip PostgreSQL.
 func Schema(tb testing.TB) string {
 	tb.Helper()
+	return BaseDSN() + "&search_path=" + NewSchema(tb)
+}
+
+// NewSchema creates a fresh schema on BaseDSN, dropped in Cleanup, and
+// returns its name, for connections that cannot select it through the DSN
+// (behind PgBouncer: see StartPgBouncer's ConnectQuery).
+func NewSchema(tb testing.TB) string {
+	tb.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, BaseDSN())
 	if err != nil {
@@ -48,5 +56,5 @@ func Schema(tb testing.TB) string {
 			tb.Errorf("drop schema: %v", err)
 		}
 	})
-	return BaseDSN() + "&search_path=" + name
+	return name
 }
