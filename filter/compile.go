@@ -160,7 +160,13 @@ type value struct {
 	aff    Affinity // SQLite affinity, for dialects that emulate it
 }
 
-func (v value) operand() SQLOperand { return SQLOperand{SQL: v.sql, Kind: v.kind, Aff: v.aff} }
+func (v value) operand() SQLOperand {
+	o := SQLOperand{SQL: v.sql, Kind: v.kind, Aff: v.aff}
+	if s, ok := v.litVal.(string); ok && v.lit {
+		o.Text, o.IsText = s, true
+	}
+	return o
+}
 
 func (v value) multi() bool {
 	for _, it := range v.from {

@@ -103,6 +103,10 @@ type SQLOperand struct {
 	SQL  string
 	Kind Kind
 	Aff  Affinity
+	// Text is the value of a text constant (IsText), which lets a dialect
+	// apply SQLite's conversions to it at compile time.
+	Text   string
+	IsText bool
 }
 
 // Kind is the SQL type class of a compiled operand.

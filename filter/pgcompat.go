@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,7 +114,34 @@ const (
 	classText
 )
 
+// numericConstant reports whether o is a text constant that numeric
+// affinity turns into a number, and returns that number as SQL.
+func numericConstant(o SQLOperand) (string, bool) {
+	if !o.IsText {
+		return "", false
+	}
+	n, ok := toNumeric(sv{o.Text, affNone}).v.(float64)
+	if i, isInt := toNumeric(sv{o.Text, affNone}).v.(int64); isInt {
+		n, ok = float64(i), true
+	}
+	switch {
+	case !ok:
+		return "", false
+	case math.IsInf(n, 1):
+		return "'Infinity'::float8", true
+	case math.IsInf(n, -1):
+		return "'-Infinity'::float8", true
+	}
+	return "(" + o.SQL + ")::float8", true
+}
+
 func staticClass(o SQLOperand, conv Affinity) int {
+	if conv == AffNumeric && o.IsText {
+		if _, ok := numericConstant(o); ok {
+			return classNumber
+		}
+		return classText
+	}
 	switch o.Kind {
 	case KindNumber, KindBool:
 		if conv == AffText {
@@ -130,6 +158,9 @@ func staticClass(o SQLOperand, conv Affinity) int {
 }
 
 func numberSQL(o SQLOperand) string {
+	if n, ok := numericConstant(o); ok {
+		return n
+	}
 	if o.Kind == KindBool {
 		return "(" + o.SQL + ")::int"
 	}
@@ -261,6 +292,12 @@ func (postgresDialect) OrderBy(o SQLOperand, desc bool) string {
 	dir, nulls := " ASC", " NULLS FIRST"
 	if desc {
 		dir, nulls = " DESC", " NULLS LAST"
+	}
+	if simpleSQL(o.SQL) {
+		// A column of the row itself: the store's columns are NOT NULL
+		// (JSON ones aside), and without NULLS FIRST an index can serve
+		// the order.
+		nulls = ""
 	}
 	switch o.Kind {
 	case KindNumber:
