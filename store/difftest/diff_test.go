@@ -288,3 +288,28 @@ func evalIDs(src string, c *strata.Collection, sch strata.Schema, req *strata.Re
 	}
 	return fmt.Sprint(ids)
 }
+
+// TestEqualFold checks the store-level case-insensitive match used for
+// e-mail look-ups: ASCII letters only, as SQLite's NOCASE.
+func TestEqualFold(t *testing.T) {
+	t.Parallel()
+	people, items := collections()
+	p1, p2 := strata.NewRecord(people), strata.NewRecord(people)
+	p1.Data["id"], p1.Data["email"] = "p1", "élan@z.fr"
+	p2.Data["id"], p2.Data["email"] = "p2", "Ann@Example.com"
+	st := openStores(t)
+	for _, s := range []strata.Store{st.sqlite, st.pg} {
+		seed(t, s, []*strata.Collection{people, items}, []*strata.Record{p1, p2})
+	}
+	for _, tc := range []struct{ email, want string }{
+		{"ann@example.COM", "[p2]"}, {"élan@Z.FR", "[p1]"}, {"ÉLAN@z.fr", "[]"}, {"ann@example.co", "[]"},
+	} {
+		q := &strata.RecordQuery{Collection: people, EqualFold: map[string]string{"email": tc.email}}
+		for name, s := range map[string]strata.Store{"sqlite": st.sqlite, "pg": st.pg} {
+			res := run(s, q, true)
+			if got := fmt.Sprint(res.ids); got != tc.want || res.err != nil || res.count != len(res.ids) {
+				t.Errorf("%s: EqualFold %q = %s (count %d, %v), want %s", name, tc.email, got, res.count, res.err, tc.want)
+			}
+		}
+	}
+}
