@@ -31,11 +31,26 @@ func once(expr string, f func(v string) string) string {
 	return "(SELECT " + f(alias+".v") + " FROM (SELECT " + expr + " AS v OFFSET 0) AS " + alias + ")"
 }
 
+// textFloat converts text that matches numericText to float8 the way
+// SQLite does, never failing: beyond float8's range it is ±Infinity, below
+// it 0 (a plain ::float8 cast raises an error on "1e400" or "1e-400").
+func textFloat(text string) string {
+	return once(text, func(v string) string {
+		return "(CASE WHEN " + v + ` ~ '[eE][-+]?0*[0-9]{4}' THEN (CASE WHEN ` + v + ` ~ '^\s*[-+]?[0.]*[eE]' OR ` + v + ` ~ '[eE]-' THEN 0` +
+			" WHEN " + v + ` ~ '^\s*-' THEN '-Infinity'::float8 ELSE 'Infinity'::float8 END) ELSE ` +
+			once("("+v+")::numeric", func(x string) string {
+				return "(CASE WHEN abs(" + x + ") > 1.7976931348623157e308 THEN sign(" + x + ") * 'Infinity'::float8" +
+					" WHEN abs(" + x + ") < 1e-320 THEN 0 ELSE " + x + "::float8 END)"
+			}) + " END)"
+	})
+}
+
 // numText renders a number as SQLite converts it to text: integral values
 // (which NUMERIC columns store as integers) without a decimal part.
 func numText(expr string) string {
 	return once("("+expr+")::float8", func(v string) string {
-		return "(CASE WHEN " + v + " = trunc(" + v + ") AND abs(" + v + ") < 1e18 THEN trunc(" + v + ")::bigint::text ELSE " + v + "::text END)"
+		return "(CASE WHEN " + v + " = trunc(" + v + ") AND abs(" + v + ") < 1e18 THEN trunc(" + v + ")::bigint::text" +
+			" WHEN " + v + " = 'Infinity' THEN 'Inf' WHEN " + v + " = '-Infinity' THEN '-Inf' ELSE " + v + "::text END)"
 	})
 }
 
@@ -44,16 +59,16 @@ func numText(expr string) string {
 // and arrays as written, JSON null as NULL.
 func pgJSONText(v string) string {
 	return "(CASE json_typeof(" + v + ") WHEN 'string' THEN " + v + " #>> '{}' WHEN 'number' THEN " +
-		numText(v+" #>> '{}'") + " WHEN 'boolean' THEN (CASE " + v + " #>> '{}' WHEN 'true' THEN '1' ELSE '0' END)" +
+		numText(textFloat(v+" #>> '{}'")) + " WHEN 'boolean' THEN (CASE " + v + " #>> '{}' WHEN 'true' THEN '1' ELSE '0' END)" +
 		" WHEN 'object' THEN " + v + "::text WHEN 'array' THEN " + v + "::text END)"
 }
 
 // jsonNumber is a json scalar as a number: numbers, booleans as 1/0 and,
 // when numeric is set (numeric affinity), strings that look like numbers.
 func jsonNumber(v string, numeric bool) string {
-	s := "(CASE json_typeof(" + v + ") WHEN 'number' THEN (" + v + " #>> '{}')::float8 WHEN 'boolean' THEN (CASE " + v + " #>> '{}' WHEN 'true' THEN 1 ELSE 0 END)"
+	s := "(CASE json_typeof(" + v + ") WHEN 'number' THEN " + textFloat(v+" #>> '{}'") + " WHEN 'boolean' THEN (CASE " + v + " #>> '{}' WHEN 'true' THEN 1 ELSE 0 END)"
 	if numeric {
-		s += " WHEN 'string' THEN (CASE WHEN " + v + " #>> '{}' ~ " + numericText + " THEN (" + v + " #>> '{}')::float8 END)"
+		s += " WHEN 'string' THEN (CASE WHEN " + v + " #>> '{}' ~ " + numericText + " THEN " + textFloat(v+" #>> '{}'") + " END)"
 	}
 	return s + " END)"
 }
@@ -82,7 +97,7 @@ func (postgresDialect) Coerce(expr string, from, to Kind) string {
 			return once(expr, func(v string) string { return jsonNumber(v, true) })
 		}
 		return once(e+"::text", func(v string) string {
-			return "(CASE WHEN " + v + " ~ " + numericText + " THEN " + v + "::float8 END)"
+			return "(CASE WHEN " + v + " ~ " + numericText + " THEN " + textFloat(v) + " END)"
 		})
 	case KindJSON:
 		return "to_json(" + e + ")"
@@ -131,6 +146,8 @@ func numericConstant(o SQLOperand) (string, bool) {
 		return "'Infinity'::float8", true
 	case math.IsInf(n, -1):
 		return "'-Infinity'::float8", true
+	case n == 0:
+		return "0::float8", true // also what underflows
 	}
 	return "(" + o.SQL + ")::float8", true
 }
@@ -215,7 +232,7 @@ func sqliteValue(v string, k Kind, conv Affinity) (class, num, text string) {
 	t := "(" + v + ")::text"
 	if conv == AffNumeric {
 		return "(CASE WHEN " + t + " ~ " + numericText + " THEN 1 WHEN " + t + " IS NOT NULL THEN 2 END)",
-			"(CASE WHEN " + t + " ~ " + numericText + " THEN " + t + "::float8 END)",
+			"(CASE WHEN " + t + " ~ " + numericText + " THEN " + textFloat(t) + " END)",
 			"(CASE WHEN " + t + " !~ " + numericText + " THEN " + t + " END)"
 	}
 	return "(CASE WHEN " + t + " IS NOT NULL THEN 2 END)", "NULL::float8", t

@@ -77,7 +77,8 @@ func collections() (people, items *strata.Collection) {
 var (
 	texts = []string{"", "a", "A", "abc", "ABC", "Abc", "aBc", "10", "9", "1.5", "-3", "0", "+5", " 7", "1e3", ".5",
 		"x_y", "x%y", "50%", "%", "_", `\`, `a\b`, `a\%`, "null", "true", "false", "é", "É", "café", "CAFÉ",
-		"straße", "STRASSE", "Äpfel", "äpfel", "😀", "a😀b", "Zebra", "zebra", "z", "Z", "~", "a b", "2024-01-05"}
+		"straße", "STRASSE", "Äpfel", "äpfel", "😀", "a😀b", "Zebra", "zebra", "z", "Z", "~", "a b", "2024-01-05",
+		"1e400", "-1e400", "1e-400", "Infinity", "NaN", "0x10", "5.", "-0", "9223372036854775808", "%\\"}
 	numbers   = []float64{0, 1, -1, 1.5, -2.5, 10, 9, 100, 0.1, 1000, -0.5, 123456.789, 1e15, 2}
 	numberSrc = []string{"0", "1", "-1", "1.5", "-2.5", "10", "9", "100", "0.1", "1000", "-0.5", "2", "0.0", "1e3", "2024"}
 	dates     = []string{"", "2024-01-05 10:00:00.000Z", "2023-12-31 23:59:59.999Z", "2024-01-01 00:00:00.000Z",
@@ -201,11 +202,13 @@ var (
 		"@request.auth.verified", "@request.body.a", "@request.body.n", "@request.body.list:each",
 		"@request.body.list:length", "@request.body.missing", "@request.body.title:lower", "@request.query.q",
 		"@request.method", "@request.context", "@request.body.a:isset", "@request.body.obj.k"}
-	// Macros whose value is the same all day (and far from every stored
-	// date), so results do not depend on when the test runs.
-	macroOps = []string{"@now", "@todayStart", "@todayEnd", "@yesterday", "@tomorrow", "@monthStart", "@yearStart",
-		"@yearEnd", "@year", "null", "true", "false", "NULL", "True"}
-	funcOps = []string{"strftime('%Y-%m', when)", "strftime('%d', created)", "strftime('%Y', parent.when)",
+	constOps = []string{"null", "true", "false", "NULL", "True"}
+	// Date macros change while the test runs, so they are only ordered
+	// against stored dates, which are all years away from today.
+	macroOps  = []string{"@now", "@todayStart", "@todayEnd", "@yesterday", "@tomorrow", "@monthStart", "@monthEnd", "@yearStart", "@yearEnd"}
+	dateOps   = []string{"when", "created", "updated", "parent.when", "items_via_parent.when"}
+	macroCmps = []string{"<", "<=", ">", ">=", "=", "!=", "?<", "?>=", "?="}
+	funcOps   = []string{"strftime('%Y-%m', when)", "strftime('%d', created)", "strftime('%Y', parent.when)",
 		"strftime('%H:%M:%S', when)", "strftime('%j', when)", "strftime('%W', when)", "strftime('%f', when)",
 		"strftime('%Y%%', when)", "strftime('%Y-%m-%d', when, '+1 day')", "strftime('%Y-%m', when, 'start of month')",
 		"strftime('%m', when, '-1 month')", "strftime('%Y-%m-%d %H', when, '+36 hours', 'start of day')",
@@ -238,7 +241,7 @@ func operand(r *rand.Rand, restricted bool) string {
 			if r.IntN(2) == 0 {
 				return quote(r, pick(r, dates))
 			}
-			return pick(r, macroOps)
+			return pick(r, constOps)
 		case 9:
 			return pick(r, funcOps)
 		case 10:
@@ -260,6 +263,14 @@ func expr(r *rand.Rand, depth int, restricted bool) string {
 			j = " || "
 		}
 		return "(" + expr(r, depth-1, restricted) + j + expr(r, depth-1, restricted) + ")"
+	}
+	switch r.IntN(40) {
+	case 0:
+		return pick(r, dateOps) + " " + pick(r, macroCmps) + " " + pick(r, macroOps)
+	case 1:
+		return pick(r, macroOps) + " " + pick(r, macroCmps) + " " + pick(r, dateOps)
+	case 2:
+		return "n " + pick(r, macroCmps) + " @year"
 	}
 	if r.IntN(40) == 0 {
 		// Go's and the engines' trigonometry differ in the last digits, so
