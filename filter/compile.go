@@ -158,6 +158,18 @@ type value struct {
 	guard  string   // condition the row must meet for any comparison to hold
 	kind   Kind     // SQL type class, for dialects without type affinity
 	aff    Affinity // SQLite affinity, for dialects that emulate it
+	// listItem marks an item of an @request list: a JSON scalar that = and
+	// != treat as text (NULL and '' alike).
+	listItem bool
+}
+
+// textItem is v with an @request list item typed as text, the kind = and
+// != decide on.
+func (v value) textItem() value {
+	if v.listItem {
+		v.kind = KindText
+	}
+	return v
 }
 
 func (v value) operand() SQLOperand {
@@ -425,9 +437,9 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 			return c.cmp("=", a, b)
 		}
 		eq := c.cmp("IS", a, b)
-		if ua, ub := c.unify(a, b); ua.kind == KindText || ua.kind == KindAny {
+		if ua, _ := c.unify(a.textItem(), b.textItem()); ua.kind == KindText || ua.kind == KindAny {
 			// NULL and '' are alike (a missing relation reads as "").
-			ta, tb := c.d.Coerce(ua.sql, ua.kind, KindText), c.d.Coerce(ub.sql, ub.kind, KindText)
+			ta, tb := c.d.Coerce(a.sql, a.kind, KindText), c.d.Coerce(b.sql, b.kind, KindText)
 			eq = "(" + eq + " OR (COALESCE(" + ta + ", '') = '' AND COALESCE(" + tb + ", '') = ''))"
 		}
 		if neg {
@@ -846,7 +858,7 @@ func (c *compiler) path(coll *strata.Collection, alias string, segs []string, mo
 			}
 			ja := c.newAlias("__e")
 			v.from = append(append([]fromItem(nil), from...), fromItem{key: ja, table: c.d.JSONEach(colSQL, c.d.Quote(ja)), multi: true})
-			v.sql, v.kind, v.aff = c.d.Quote(ja)+".value", KindText, AffNone
+			v.sql, v.kind, v.aff = c.d.Quote(ja)+".value", KindText, AffBlob
 		}
 		return v, nil
 	}
@@ -1007,8 +1019,8 @@ func (c *compiler) request(segs []string, mod string) (value, error) {
 		return c.relHop(target, idExpr, r.rel.IsMultiple(), "@request."+r.relKey, r.rest, mod, nil, 0)
 	case r.isList:
 		ja := c.newAlias("__l")
-		item := fromItem{key: ja, table: c.d.JSONEach(c.args.Add(jsonText(r.list)), c.d.Quote(ja)), multi: true}
-		return value{sql: c.d.Quote(ja) + ".value", from: []fromItem{item}, field: true, kind: KindText}, nil
+		item := fromItem{key: ja, table: c.d.JSONElements(c.args.Add(jsonText(r.list)), c.d.Quote(ja)), multi: true}
+		return value{sql: c.d.Quote(ja) + ".value", from: []fromItem{item}, field: true, kind: KindJSON, aff: AffBlob, listItem: true}, nil
 	}
 	v := c.literal(r.v)
 	if mod == modLower {

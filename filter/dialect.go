@@ -30,6 +30,10 @@ type Dialect interface {
 	// PG: jsonb_array_elements_text(CASE WHEN jsonb_typeof(arr::jsonb)='array'
 	// THEN arr::jsonb ELSE '[]' END) AS alias(value).
 	JSONEach(arr, alias string) string
+	// JSONElements is JSONEach with each element's JSON type kept: "value"
+	// is a JSON scalar (KindJSON), as SQLite's json_each gives it.
+	// PG: json_array_elements.
+	JSONElements(arr, alias string) string
 	// JSONExtract returns the value at path (keys; all-digit segments are
 	// also tried as array indexes) inside the JSON text expr, as a scalar
 	// (SQL NULL for JSON null or a missing path; strings unquoted; objects
@@ -84,8 +88,8 @@ type Dialect interface {
 // Affinity is the SQLite type affinity of a compiled operand, which decides
 // the conversions SQLite applies before a comparison: a column has the
 // affinity of its declared type (TEXT; NUMERIC for numbers, bools, JSON and
-// multi-valued fields), a scalar subquery that of its column, and literals,
-// bind values and function results have none.
+// multi-valued fields; BLOB for json_each values), a scalar subquery that of
+// its column, and literals, bind values and function results have none.
 type Affinity int
 
 // Affinities of compiled operands.
@@ -96,6 +100,10 @@ const (
 	AffText
 	// AffNumeric: NUMERIC, BOOLEAN and JSON columns.
 	AffNumeric
+	// AffBlob: columns without a declared type, such as json_each's
+	// value. Unlike AffNone it does not take TEXT affinity from the other
+	// side of a comparison.
+	AffBlob
 )
 
 // SQLOperand is a compiled comparison operand as a dialect sees it.
@@ -155,6 +163,8 @@ func (sqliteDialect) BindValue(v any) any {
 func (sqliteDialect) JSONEach(arr, alias string) string {
 	return "json_each(CASE WHEN json_valid(" + arr + ") THEN " + arr + " ELSE '[]' END) " + alias
 }
+
+func (d sqliteDialect) JSONElements(arr, alias string) string { return d.JSONEach(arr, alias) }
 
 // jsonPath renders a SQLite JSON path. Digit-only segments are array
 // indexes; other segments are quoted object keys.

@@ -107,7 +107,7 @@ func (postgresDialect) Coerce(expr string, from, to Kind) string {
 
 // conversions returns the affinity SQLite applies to each side of a
 // comparison: NUMERIC to the other side of a NUMERIC operand, else TEXT to
-// an operand without affinity compared with a TEXT one.
+// an operand without affinity (not even BLOB) compared with a TEXT one.
 func conversions(a, b Affinity) (ca, cb Affinity) {
 	switch {
 	case a == AffNumeric && b != AffNumeric:

@@ -47,6 +47,11 @@ func (postgresDialect) JSONEach(arr, alias string) string {
 	return "json_array_elements_text(CASE WHEN json_typeof(" + j + ") = 'array' THEN " + j + " ELSE '[]'::json END) AS " + alias + "(value)"
 }
 
+func (postgresDialect) JSONElements(arr, alias string) string {
+	j := "(" + arr + ")::json"
+	return "json_array_elements(CASE WHEN json_typeof(" + j + ") = 'array' THEN " + j + " ELSE '[]'::json END) AS " + alias + "(value)"
+}
+
 // pgPath renders a path as a text[] literal for #>; PostgreSQL tries
 // digit-only keys as array indexes on arrays by itself.
 func pgPath(path []string) string {

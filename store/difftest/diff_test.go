@@ -117,7 +117,7 @@ func seed(t *testing.T, s strata.Store, cols []*strata.Collection, recs []*strat
 func request(auth *strata.Record) *strata.RequestInfo {
 	return &strata.RequestInfo{Auth: auth, Method: "GET", Context: strata.ContextDefault,
 		Query: map[string]string{"q": "abc"},
-		Body: map[string]any{"a": "abc", "n": 5.0, "list": []any{"a", "10", "1.5"}, "title": "ABC",
+		Body: map[string]any{"a": "abc", "n": 5.0, "list": []any{"a", "10", 1.5}, "title": "ABC",
 			"obj": map[string]any{"k": "v"}}}
 }
 
