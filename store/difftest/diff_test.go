@@ -193,6 +193,12 @@ func TestSQLiteVsPostgres(t *testing.T) {
 		sortSrc, total := sortSpec(r)
 		q := &strata.RecordQuery{Collection: items, Schema: sch, Request: req,
 			Filters: []strata.Filter{{Expr: src, Restricted: restricted}}, Sort: sortSrc, SortRestricted: restricted}
+		if r.IntN(5) == 0 {
+			// A rule ANDed with the client's filter, as a list request runs.
+			rule := expr(r, 1, false)
+			q.Filters = append(q.Filters, strata.Filter{Expr: rule})
+			src += "  [rule: " + rule + "]"
+		}
 		if total && r.IntN(6) == 0 {
 			q.Limit, q.Offset = 1+r.IntN(10), r.IntN(5)
 		}
@@ -214,7 +220,7 @@ func TestSQLiteVsPostgres(t *testing.T) {
 		}
 		if msg := compare(a, b, total); msg != "" {
 			failures = append(failures, fmt.Sprintf("#%d filter %s\n  restricted=%v sort=%q limit=%d offset=%d\n  %s\n  eval: %s",
-				i, src, restricted, sortSrc, q.Limit, q.Offset, msg, evalIDs(src, items, sch, req, restricted, itemRecs)))
+				i, src, restricted, sortSrc, q.Limit, q.Offset, msg, evalIDs(q.Filters[0].Expr, items, sch, req, restricted, itemRecs)))
 			if len(failures) >= 40 {
 				break
 			}
