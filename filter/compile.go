@@ -479,7 +479,7 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 // number, and a number with text as a number when the number is a column
 // (numeric affinity), as text when only the text is one. Comparisons
 // themselves go through Dialect.Compare, which has the exact rules; the
-// kind only decides whether = treats NULL and ” alike.
+// kind only decides whether = treats NULL and the empty string alike.
 func (c *compiler) unify(a, b value) (value, value) {
 	if a.kind == KindJSONDoc {
 		a.sql, a.kind = c.d.Coerce(a.sql, KindJSONDoc, KindText), KindText

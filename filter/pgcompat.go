@@ -411,8 +411,8 @@ var strftimeSpecs = []struct {
 // Strftime formats like SQLite's strftime. The format is a bind value, so
 // the specifiers are replaced in SQL: %% first becomes chr(1), then each
 // specifier its value; a % left over is a specifier PostgreSQL does not
-// know, which makes the result ” (SQLite's NULL for a bad format). Any
-// modifier sqliteModifier does not know also gives ”.
+// know, which makes the result empty (SQLite's NULL for a bad format). Any
+// modifier sqliteModifier does not know also gives an empty result.
 func (postgresDialect) Strftime(format, time string, _, modifiers []string) string {
 	ts := sqliteTime("(" + time + ")::text")
 	for _, m := range modifiers {
