@@ -124,7 +124,7 @@ func randJSON(r *rand.Rand, depth int) any {
 
 const (
 	numPeople = 10
-	numItems  = 48
+	numItems  = 40
 )
 
 func personID(i int) string { return fmt.Sprintf("p%02d", i) }
