@@ -154,9 +154,30 @@ type value struct {
 	strict bool       // json / function results compare with IS
 	lit    bool       // compile-time constant (literal, macro, @request.*)
 	litVal any
-	field  bool   // not a literal (for ~ wrapping)
-	guard  string // condition the row must meet for any comparison to hold
-	kind   Kind   // SQL type class, for dialects without type affinity
+	field  bool     // not a literal (for ~ wrapping)
+	guard  string   // condition the row must meet for any comparison to hold
+	kind   Kind     // SQL type class, for dialects without type affinity
+	aff    Affinity // SQLite affinity, for dialects that emulate it
+	// listItem marks an item of an @request list: a JSON scalar that = and
+	// != treat as text (NULL and '' alike).
+	listItem bool
+}
+
+// textItem is v with an @request list item typed as text, the kind = and
+// != decide on.
+func (v value) textItem() value {
+	if v.listItem {
+		v.kind = KindText
+	}
+	return v
+}
+
+func (v value) operand() SQLOperand {
+	o := SQLOperand{SQL: v.sql, Kind: v.kind, Aff: v.aff}
+	if s, ok := v.litVal.(string); ok && v.lit {
+		o.Text, o.IsText = s, true
+	}
+	return o
 }
 
 func (v value) multi() bool {
@@ -384,13 +405,20 @@ func (c *compiler) cmpSQL(op string, a, b value) string {
 	return s
 }
 
+// cmp renders one SQL comparison with SQLite's semantics (Dialect.Compare).
+func (c *compiler) cmp(op string, a, b value) string {
+	return c.d.Compare(op, a.operand(), b.operand())
+}
+
 func (c *compiler) cmpCore(op string, a, b value) string {
-	a, b = c.unify(a, b)
 	switch op {
 	case "=", "!=":
 		neg := op == "!="
 		if a.strict || b.strict {
-			return c.d.IsDistinct(a.sql, b.sql, neg)
+			if neg {
+				return c.cmp("IS NOT", a, b)
+			}
+			return c.cmp("IS", a, b)
 		}
 		if isEmptyLit(b) {
 			a, b = b, a
@@ -404,28 +432,39 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 		}
 		if a.lit && a.litVal != nil || b.lit && b.litVal != nil {
 			if neg {
-				return c.d.IsDistinct(a.sql, b.sql, true)
+				return c.cmp("IS NOT", a, b)
 			}
-			return "(" + a.sql + " = " + b.sql + ")"
+			return c.cmp("=", a, b)
 		}
-		eq := c.d.IsDistinct(a.sql, b.sql, false)
-		if a.kind == KindText || a.kind == KindAny {
+		eq := c.cmp("IS", a, b)
+		if ua, _ := c.unify(a.textItem(), b.textItem()); ua.kind == KindText || ua.kind == KindAny {
 			// NULL and '' are alike (a missing relation reads as "").
-			eq = "(" + eq + " OR (COALESCE(" + a.sql + ", '') = '' AND COALESCE(" + b.sql + ", '') = ''))"
+			ta, tb := c.d.Coerce(a.sql, a.kind, KindText), c.d.Coerce(b.sql, b.kind, KindText)
+			eq = "(" + eq + " OR (COALESCE(" + ta + ", '') = '' AND COALESCE(" + tb + ", '') = ''))"
 		}
 		if neg {
 			return "(NOT " + eq + ")"
 		}
 		return eq
 	case ">", ">=", "<", "<=":
-		return "(" + a.sql + " " + op + " " + b.sql + ")"
+		return c.cmp(op, a, b)
 	case "~", "!~":
+		// LIKE converts both sides to text without affinity rules.
 		var pattern string
 		if b.lit {
 			if b.litVal == nil {
 				pattern = "NULL"
 			} else {
-				pattern = c.args.Add(likePattern(textOf(b.litVal)))
+				p := likePattern(textOf(b.litVal))
+				if danglingEscape(p) {
+					// SQLite's LIKE never matches such a pattern;
+					// PostgreSQL's rejects it.
+					if op == "!~" {
+						return "(" + c.d.Coerce(a.sql, a.kind, KindText) + " IS NOT NULL)"
+					}
+					return "FALSE"
+				}
+				pattern = c.args.Add(p)
 			}
 		} else {
 			pattern = c.d.Concat("'%'", c.d.Coerce(b.sql, b.kind, KindText), "'%'")
@@ -435,11 +474,12 @@ func (c *compiler) cmpCore(op string, a, b value) string {
 	return "FALSE"
 }
 
-// unify brings a and b to one kind the engine can compare, following
-// SQLite's affinity rules: a JSON value compares as JSON, a bool column with
-// a number as a number, and a number with text as a number when the number
-// is a column (numeric affinity), as text when only the text is one. SQLite
-// does this itself (its Coerce is the identity); PostgreSQL needs casts.
+// unify brings a and b to one kind, roughly following SQLite's affinity
+// rules: a JSON value compares as JSON, a bool column with a number as a
+// number, and a number with text as a number when the number is a column
+// (numeric affinity), as text when only the text is one. Comparisons
+// themselves go through Dialect.Compare, which has the exact rules; the
+// kind only decides whether = treats NULL and the empty string alike.
 func (c *compiler) unify(a, b value) (value, value) {
 	if a.kind == KindJSONDoc {
 		a.sql, a.kind = c.d.Coerce(a.sql, KindJSONDoc, KindText), KindText
@@ -482,6 +522,12 @@ func likePattern(s string) string {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(s) + "%"
+}
+
+// danglingEscape reports whether a LIKE pattern ends with an unpaired '\'.
+func danglingEscape(p string) bool {
+	n := len(p) - len(strings.TrimRight(p, `\`))
+	return n%2 == 1
 }
 
 // textOf renders a scalar the way SQLite converts it to text.
@@ -618,15 +664,15 @@ func (c *compiler) call(o *Call) (value, error) {
 		} else {
 			t = c.args.Add(strata.FormatDate(c.env.now()))
 		}
-		var mods []string
+		var mods, vals []string
 		for _, a := range o.Args[min(2, len(o.Args)):] {
 			m, ok := a.(*Text)
 			if !ok {
 				return value{}, invalid("Invalid filter: strftime modifiers must be text.")
 			}
-			mods = append(mods, c.args.Add(m.Value))
+			mods, vals = append(mods, c.args.Add(m.Value)), append(vals, m.Value)
 		}
-		return value{sql: c.d.Strftime(c.args.Add(format.Value), t, mods), strict: true, field: true, kind: KindText}, nil
+		return value{sql: c.d.Strftime(c.args.Add(format.Value), t, mods, vals), strict: true, field: true, kind: KindText}, nil
 	}
 	return value{}, invalid("Invalid filter: unknown function %q.", o.Name)
 }
@@ -790,29 +836,29 @@ func (c *compiler) path(coll *strata.Collection, alias string, segs []string, mo
 	}
 	colSQL := c.col(alias, f.Name)
 	if len(rest) == 0 {
-		v := value{sql: colSQL, from: from, field: true, kind: fieldKind(f)}
+		v := value{sql: colSQL, from: from, field: true, kind: fieldKind(f), aff: fieldAffinity(f)}
 		if c.env.Restricted && coll.IsAuth() && f.Name == "email" {
 			v.guard = c.col(alias, "emailVisibility") + " IS TRUE"
 		}
 		switch {
 		case f.Type == strata.FieldJSON || f.Type == strata.FieldGeoPoint:
-			v.sql, v.strict, v.kind = c.d.JSONExtract(colSQL, nil), true, KindJSON
+			v.sql, v.strict, v.kind, v.aff = c.d.JSONExtract(colSQL, nil), true, KindJSON, AffNone
 		}
 		switch mod {
 		case modLower:
-			v.sql, v.kind = c.d.Lower(c.d.Coerce(v.sql, v.kind, KindText)), KindText
+			v.sql, v.kind, v.aff = c.d.Lower(c.d.Coerce(v.sql, v.kind, KindText)), KindText, AffNone
 		case modLength:
 			if !f.IsMultiple() {
 				return value{}, invalid("Invalid filter: :length needs a multiple field, %q is not.", f.Name)
 			}
-			v.sql, v.kind = c.d.JSONArrayLength(colSQL), KindNumber
+			v.sql, v.kind, v.aff = c.d.JSONArrayLength(colSQL), KindNumber, AffNone
 		case modEach:
 			if !f.IsMultiple() {
 				return value{}, invalid("Invalid filter: :each needs a multiple field, %q is not.", f.Name)
 			}
 			ja := c.newAlias("__e")
 			v.from = append(append([]fromItem(nil), from...), fromItem{key: ja, table: c.d.JSONEach(colSQL, c.d.Quote(ja)), multi: true})
-			v.sql, v.kind = c.d.Quote(ja)+".value", KindText
+			v.sql, v.kind, v.aff = c.d.Quote(ja)+".value", KindText, AffBlob
 		}
 		return v, nil
 	}
@@ -831,9 +877,9 @@ func (c *compiler) path(coll *strata.Collection, alias string, segs []string, mo
 		return value{}, invalid("Invalid filter: field %q has no sub-fields.", f.Name)
 	}
 	if !f.IsMultiple() && len(rest) == 1 && rest[0] == "id" && (mod == "" || mod == modLower) {
-		v := value{sql: colSQL, from: from, field: true, kind: KindText}
+		v := value{sql: colSQL, from: from, field: true, kind: KindText, aff: AffText}
 		if mod == modLower {
-			v.sql = c.d.Lower(v.sql)
+			v.sql, v.aff = c.d.Lower(v.sql), AffNone
 		}
 		return v, nil
 	}
@@ -973,14 +1019,25 @@ func (c *compiler) request(segs []string, mod string) (value, error) {
 		return c.relHop(target, idExpr, r.rel.IsMultiple(), "@request."+r.relKey, r.rest, mod, nil, 0)
 	case r.isList:
 		ja := c.newAlias("__l")
-		item := fromItem{key: ja, table: c.d.JSONEach(c.args.Add(jsonText(r.list)), c.d.Quote(ja)), multi: true}
-		return value{sql: c.d.Quote(ja) + ".value", from: []fromItem{item}, field: true, kind: KindText}, nil
+		item := fromItem{key: ja, table: c.d.JSONElements(c.args.Add(jsonText(r.list)), c.d.Quote(ja)), multi: true}
+		return value{sql: c.d.Quote(ja) + ".value", from: []fromItem{item}, field: true, kind: KindJSON, aff: AffBlob, listItem: true}, nil
 	}
 	v := c.literal(r.v)
 	if mod == modLower {
 		v = value{sql: c.d.Lower(v.sql), kind: KindText}
 	}
 	return v, nil
+}
+
+// fieldAffinity is the SQLite affinity of a field's column: NUMERIC for
+// the declared types NUMERIC, BOOLEAN and JSON, TEXT for the rest.
+func fieldAffinity(f *strata.Field) Affinity {
+	switch {
+	case f.IsMultiple(), f.Type == strata.FieldNumber, f.Type == strata.FieldBool,
+		f.Type == strata.FieldJSON, f.Type == strata.FieldGeoPoint:
+		return AffNumeric
+	}
+	return AffText
 }
 
 // fieldKind is the Kind of a field's column read as is.

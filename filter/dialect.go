@@ -30,20 +30,26 @@ type Dialect interface {
 	// PG: jsonb_array_elements_text(CASE WHEN jsonb_typeof(arr::jsonb)='array'
 	// THEN arr::jsonb ELSE '[]' END) AS alias(value).
 	JSONEach(arr, alias string) string
+	// JSONElements is JSONEach with each element's JSON type kept: "value"
+	// is a JSON scalar (KindJSON), as SQLite's json_each gives it.
+	// PG: json_array_elements.
+	JSONElements(arr, alias string) string
 	// JSONExtract returns the value at path (keys; all-digit segments are
 	// also tried as array indexes) inside the JSON text expr, as a scalar
 	// (SQL NULL for JSON null or a missing path; strings unquoted; objects
 	// and arrays as JSON text). Invalid JSON yields NULL.
-	// PG: jsonb_extract_path_text(expr::jsonb, VARIADIC path) with a CASE on
-	// jsonb_typeof for numbers/bools.
+	// PG: the json value (expr::json #> path); Compare, OrderBy and Coerce
+	// read it as SQLite would read the scalar.
 	JSONExtract(expr string, path []string) string
 	// JSONArrayLength returns the item count of a JSON array expression
 	// (0 for anything else). PG: jsonb_array_length with a jsonb_typeof guard.
 	JSONArrayLength(expr string) string
 	// Like returns a case-insensitive (ASCII) LIKE of expr against pattern
-	// with '\' as escape character. PG: expr::text ILIKE pattern ESCAPE '\'.
+	// with '\' as escape character. PG: LIKE on both sides with ASCII
+	// letters lower-cased (ILIKE would fold every letter).
 	Like(expr, pattern string, negate bool) string
-	// Lower returns the ASCII lower case of expr as text. PG: LOWER(expr::text).
+	// Lower returns the ASCII lower case of expr as text. PG: translate of
+	// A-Z (LOWER would fold every letter).
 	Lower(expr string) string
 	// Concat concatenates text expressions. PG: the same with ::text casts.
 	Concat(parts ...string) string
@@ -54,20 +60,61 @@ type Dialect interface {
 	// PG: there is no rowid; the PG store can use a bigserial column.
 	RowID(alias string) string
 	// Strftime formats a time like SQLite's strftime(format, time, mods...).
-	// PG: to_char(time::timestamptz, converted format), modifiers mapped to
-	// interval arithmetic (only the common ones).
-	Strftime(format, time string, modifiers []string) string
+	// modifiers are the bound modifiers, values their text (constants of
+	// the filter) for dialects that translate them.
+	// PG: to_char pieces, modifiers mapped to interval arithmetic (only the
+	// common ones).
+	Strftime(format, time string, modifiers, values []string) string
 	// GeoDistance returns the haversine distance in km between two
 	// lon/lat points. PG: the same formula with PG's trig functions.
 	GeoDistance(lonA, latA, lonB, latB string) string
-	// IsDistinct returns a NULL-safe comparison: a IS b (negate: IS NOT).
-	// PG: a IS [NOT] DISTINCT FROM b (inverted).
-	IsDistinct(a, b string, negate bool) string
 	// Coerce converts expr, of kind from, so that it compares as kind to
-	// (the compiler decides the target by SQLite's affinity rules). SQLite
-	// returns expr unchanged: its type affinity does the conversion.
-	// PG: casts, with text to number guarded so non-numbers become NULL.
+	// (for LIKE, :lower, function arguments). SQLite returns expr
+	// unchanged: it converts by itself. PG: casts rendering values as SQLite
+	// does (numbers without ".0" when integral, JSON scalars unquoted), with
+	// text to number guarded so non-numbers become NULL.
 	Coerce(expr string, from, to Kind) string
+	// Compare compares two operands with SQLite's semantics, whatever the
+	// engine: affinity conversions first (see Affinity), then NULL <
+	// numbers < text, text in byte order (BINARY collation). op is one of
+	// = < <= > >= (NULL when either side is NULL), IS or IS NOT (NULL-safe).
+	// SQLite: a op b.
+	Compare(op string, a, b SQLOperand) string
+	// OrderBy returns the ORDER BY item(s) sorting by o in SQLite's order:
+	// NULLs first when ascending, numbers before text, text in byte order.
+	OrderBy(o SQLOperand, desc bool) string
+}
+
+// Affinity is the SQLite type affinity of a compiled operand, which decides
+// the conversions SQLite applies before a comparison: a column has the
+// affinity of its declared type (TEXT; NUMERIC for numbers, bools, JSON and
+// multi-valued fields; BLOB for json_each values), a scalar subquery that of
+// its column, and literals, bind values and function results have none.
+type Affinity int
+
+// Affinities of compiled operands.
+const (
+	// AffNone: literals, bind values, function and json_each results.
+	AffNone Affinity = iota
+	// AffText: TEXT columns.
+	AffText
+	// AffNumeric: NUMERIC, BOOLEAN and JSON columns.
+	AffNumeric
+	// AffBlob: columns without a declared type, such as json_each's
+	// value. Unlike AffNone it does not take TEXT affinity from the other
+	// side of a comparison.
+	AffBlob
+)
+
+// SQLOperand is a compiled comparison operand as a dialect sees it.
+type SQLOperand struct {
+	SQL  string
+	Kind Kind
+	Aff  Affinity
+	// Text is the value of a text constant (IsText), which lets a dialect
+	// apply SQLite's conversions to it at compile time.
+	Text   string
+	IsText bool
 }
 
 // Kind is the SQL type class of a compiled operand.
@@ -83,7 +130,7 @@ const (
 	KindNumber
 	// KindBool is a boolean column (SQLite stores 0/1).
 	KindBool
-	// KindJSON is a scalar extracted from JSON by JSONExtract (PG: jsonb).
+	// KindJSON is a scalar extracted from JSON by JSONExtract (PG: json).
 	KindJSON
 	// KindJSONDoc is a JSON column read as a whole (multi-valued fields).
 	KindJSONDoc
@@ -116,6 +163,8 @@ func (sqliteDialect) BindValue(v any) any {
 func (sqliteDialect) JSONEach(arr, alias string) string {
 	return "json_each(CASE WHEN json_valid(" + arr + ") THEN " + arr + " ELSE '[]' END) " + alias
 }
+
+func (d sqliteDialect) JSONElements(arr, alias string) string { return d.JSONEach(arr, alias) }
 
 // jsonPath renders a SQLite JSON path. Digit-only segments are array
 // indexes; other segments are quoted object keys.
@@ -160,7 +209,7 @@ func (sqliteDialect) Random() string { return "RANDOM()" }
 
 func (d sqliteDialect) RowID(alias string) string { return d.Quote(alias) + "._rowid_" }
 
-func (sqliteDialect) Strftime(format, time string, modifiers []string) string {
+func (sqliteDialect) Strftime(format, time string, modifiers, _ []string) string {
 	args := append([]string{format, time}, modifiers...)
 	return "COALESCE(strftime(" + strings.Join(args, ", ") + "), '')"
 }
@@ -173,11 +222,15 @@ func (sqliteDialect) GeoDistance(lonA, latA, lonB, latB string) string {
 
 func (sqliteDialect) Coerce(expr string, _, _ Kind) string { return expr }
 
-func (sqliteDialect) IsDistinct(a, b string, negate bool) string {
-	if negate {
-		return "(" + a + " IS NOT " + b + ")"
+func (sqliteDialect) Compare(op string, a, b SQLOperand) string {
+	return "(" + a.SQL + " " + op + " " + b.SQL + ")"
+}
+
+func (sqliteDialect) OrderBy(o SQLOperand, desc bool) string {
+	if desc {
+		return o.SQL + " DESC"
 	}
-	return "(" + a + " IS " + b + ")"
+	return o.SQL + " ASC"
 }
 
 // Args accumulates the bind arguments of one SQL statement. Several Compile

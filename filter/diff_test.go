@@ -21,7 +21,7 @@ func diffCollection() *strata.Collection {
 }
 
 var (
-	diffTexts   = []string{"", "a", "A", "abc", "ABC", "10", "9", "1.5", "-3", "x_y", "50%", "a\\b", "%", "_", "null", "true", " 7", "é"}
+	diffTexts   = []string{"", "a", "A", "abc", "ABC", "10", "9", "1.5", "-3", "x_y", "50%", "a\\b", "%", "_", "null", "true", " 7", "é", "1e400", "-1e-400"}
 	diffNumbers = []string{"0", "1", "-1", "10", "9", "1.5", "-3", "100"}
 	diffDates   = []string{"", "2024-01-05 10:00:00.000Z", "2023-12-31 23:59:59.999Z", "2024-02-29 00:00:00.000Z"}
 )

@@ -215,8 +215,9 @@ func toNumeric(x sv) sv {
 	if i, err := strconv.ParseInt(t, 10, 64); err == nil {
 		return sv{i, x.aff}
 	}
+	// Out of range, SQLite converts to ±Inf or 0, as ParseFloat does.
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil {
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return x
 	}
 	return sv{f, x.aff}

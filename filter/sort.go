@@ -34,10 +34,10 @@ func CompileSort(spec string, env *Env, args *Args) (string, error) {
 		if len(k) > MaxSortKeyLen {
 			return "", invalid("Invalid sort: key longer than %d characters.", MaxSortKeyLen)
 		}
-		dir := " ASC"
+		desc := false
 		switch {
 		case strings.HasPrefix(k, "-"):
-			dir, k = " DESC", k[1:]
+			desc, k = true, k[1:]
 		case strings.HasPrefix(k, "+"):
 			k = k[1:]
 		}
@@ -45,10 +45,10 @@ func CompileSort(spec string, env *Env, args *Args) (string, error) {
 		case "":
 			return "", invalid("Invalid sort: empty key.")
 		case "@random":
-			out = append(out, c.d.Random()+dir)
+			out = append(out, c.d.OrderBy(SQLOperand{SQL: c.d.Random(), Kind: KindNumber}, desc))
 			continue
 		case "@rowid":
-			out = append(out, c.d.RowID(env.alias())+dir)
+			out = append(out, c.d.OrderBy(SQLOperand{SQL: c.d.RowID(env.alias()), Kind: KindNumber}, desc))
 			continue
 		}
 		e, err := Parse(k + " = 1")
@@ -68,7 +68,7 @@ func CompileSort(spec string, env *Env, args *Args) (string, error) {
 		if len(v.from) > 0 {
 			return "", invalid("Invalid sort: %q is multi-valued.", k)
 		}
-		out = append(out, v.sql+dir)
+		out = append(out, c.d.OrderBy(v.operand(), desc))
 	}
 	return strings.Join(out, ", "), nil
 }

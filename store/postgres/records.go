@@ -87,7 +87,10 @@ func selectSQL(q *strata.RecordQuery, count bool) (string, []any, error) {
 		if c.Field(name) == nil {
 			return "", nil, fmt.Errorf("field %q not in %q", name, c.Name)
 		}
-		conds = append(conds, "LOWER("+alias+"."+quote(name)+") = LOWER("+args.Add(q.EqualFold[name])+")")
+		// ASCII-only folding as SQLite's NOCASE; the LOWER() equality is
+		// there for the LOWER(column) index of NOCASE indexes.
+		col, v := alias+"."+quote(name), args.Add(q.EqualFold[name])
+		conds = append(conds, "(LOWER("+col+") = LOWER("+v+") AND "+filter.Postgres.Lower(col)+" = "+filter.Postgres.Lower(v)+")")
 	}
 	if len(conds) > 0 {
 		b.WriteString(" WHERE ")
