@@ -60,8 +60,10 @@ type ConcurrencyOptions struct {
 // last half minute, shrinks the limit when latency grows (work is queueing
 // inside the node) and grows it by about √limit while latency stays near the
 // baseline and the limit is in use. Requests over the limit wait in a short
-// queue, by priority, then are shed; while the queue stands (overload) the
-// wait shrinks, CoDel-style, so that admitted requests stay fast.
+// queue, by priority, then are shed; once waiters start timing out (an
+// overload, not a burst) the queue is served newest first and newcomers
+// wait a tenth as long, so that the requests the node admits stay fast
+// while the others are refused early.
 //
 // The baseline is a windowed minimum rather than a long-run average because
 // an average follows the latency up during a sustained overload and lets
@@ -83,11 +85,12 @@ type Concurrency struct {
 	queue    [PriorityCritical][]*waiter
 	queued   int
 
-	// shortWait is the last time a request got a slot without waiting
-	// long (at once, or from the queue within a tenth of MaxWait). A
-	// queue that has let nobody through quickly for a while is standing:
-	// the node is overloaded, not catching a burst (CoDel's criterion).
-	shortWait time.Time
+	// timedOut is the last time a queued request waited all of MaxWait
+	// and was shed. Within overloadFor of it the node is overloaded (a
+	// burst drains before anyone times out) and serves its queue newest
+	// first: in an overload the oldest waiters will time out anyway, and
+	// serving the newest keeps the admitted fast (adaptive LIFO).
+	timedOut time.Time
 
 	// gradient state: one window of samples at a time; the baseline is
 	// the minimum window average of the current and previous epochs.
@@ -108,9 +111,13 @@ const (
 	// baseEpochs × baseEpoch is how long a latency stays the baseline.
 	baseEpochs   = 3
 	baseEpochLen = 10 * time.Second
-	// standing is how long the queue must let nobody through quickly to
-	// count as overload, when waits shrink to a tenth of MaxWait.
-	standing = 100 * time.Millisecond
+	// overloadFor is how long after a queue timeout the queue stays
+	// newest-first.
+	overloadFor = time.Second
+	// slack is latency the limit tolerates above Tolerance × baseline
+	// before it shrinks: with a sub-millisecond baseline, a ratio alone
+	// would treat a millisecond of scheduling noise as queueing.
+	slack = 2 * time.Millisecond
 )
 
 type waiter struct {
@@ -221,19 +228,14 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	c.mu.Lock()
 	if c.inflight < c.threshold(p) && !c.waitingAtOrAbove(p) {
 		c.inflight++
-		c.shortWait = now
 		c.mu.Unlock()
 		return Ticket{c: c, start: now}, true
 	}
 	wait := c.opts.MaxWait
-	if c.queued > 0 && now.Sub(c.shortWait) > standing {
-		// A standing queue: waiting long would only make the admitted
-		// slow, and a newcomer behind as many waiters as there are
-		// slots would not get one in time anyway.
+	if c.overloaded(now) {
+		// Served newest first, a newcomer that gets no slot soon will
+		// not get one: let it go early and free its connection.
 		wait /= 10
-		if c.queued >= c.threshold(p) {
-			wait = -1
-		}
 	}
 	if wait < 0 || c.queued >= c.opts.MaxQueue {
 		c.mu.Unlock()
@@ -258,8 +260,9 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	c.mu.Lock()
 	if !w.granted {
 		c.remove(p, w)
-	} else if end.Sub(now) <= c.opts.MaxWait/10 {
-		c.shortWait = end
+		if ctx.Err() == nil {
+			c.timedOut = end
+		}
 	}
 	c.mu.Unlock()
 	c.queueWait.Observe(time.Since(start).Seconds())
@@ -299,12 +302,26 @@ func (t Ticket) Release() {
 }
 
 // dispatch admits queued requests while there is room for them.
+// overloaded reports whether a queued request timed out recently.
+func (c *Concurrency) overloaded(now time.Time) bool {
+	return !c.timedOut.IsZero() && now.Sub(c.timedOut) < overloadFor
+}
+
 func (c *Concurrency) dispatch() {
+	lifo := c.overloaded(c.now())
 	for p := PriorityCritical - 1; ; p-- {
 		for len(c.queue[p]) > 0 && c.inflight < c.threshold(p) {
-			w := c.queue[p][0]
-			c.queue[p][0] = nil
-			c.queue[p] = c.queue[p][1:]
+			q := c.queue[p]
+			var w *waiter
+			if lifo {
+				w = q[len(q)-1]
+				q[len(q)-1] = nil
+				c.queue[p] = q[:len(q)-1]
+			} else {
+				w = q[0]
+				q[0] = nil
+				c.queue[p] = q[1:]
+			}
 			c.queued--
 			w.granted = true
 			c.inflight++
@@ -352,7 +369,7 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration) {
 	if float64(maxIn) < c.limit/2 {
 		return
 	}
-	gradient := math.Max(0.5, math.Min(1, c.opts.Tolerance*base/short))
+	gradient := math.Max(0.5, math.Min(1, (c.opts.Tolerance*base+slack.Seconds())/short))
 	next := c.limit*gradient + math.Sqrt(c.limit)
 	next = c.limit*0.8 + next*0.2
 	c.limit = math.Max(float64(c.opts.MinLimit), math.Min(float64(c.opts.MaxLimit), next))
