@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"net"
 	"net/http"
@@ -146,6 +147,20 @@ type limits struct {
 	refusalsDropped prometheus.Counter
 }
 
+var (
+	shedBody        = mustJSON(errorBody{Status: 503, Message: defaultMessages[503], Data: map[string]any{}})
+	jsonContentType = []string{"application/json"}
+	retryAfterOne   = []string{"1"}
+)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // logRefusal reports whether a 429/503 answer may be logged now.
 func (l *limits) logRefusal() bool {
 	if l.refusals.Allow() {
@@ -221,9 +236,13 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string,
 	if l.conc != nil && !su && !streaming(pattern) {
 		t, ok := l.conc.Acquire(r.Context(), priorityOf(r.Method, pattern))
 		if !ok {
-			w.Header().Set("Retry-After", "1")
 			s.m.countError(strata.EUnavailable)
-			writeRaw(w, http.StatusServiceUnavailable, errorBody{Status: 503, Message: defaultMessages[503], Data: map[string]any{}})
+			// Most requests of a spike end here: the answer is encoded
+			// once and the headers set without canonicalising.
+			h := w.Header()
+			h["Content-Type"], h["Retry-After"] = jsonContentType, retryAfterOne
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write(shedBody)
 			return r, adm, false
 		}
 		adm.ticket = t

@@ -229,34 +229,12 @@ func (t *target) call(ctx context.Context, method, path string, body, out any) (
 
 // do sends one request of op and drains the answer.
 func (t *target) do(ctx context.Context, op string, rnd *randv2.Rand) (int, error) {
-	recs := "/api/collections/" + t.coll + "/records"
-	var method, path string
-	var body []byte
-	switch op {
-	case "view":
-		method, path = "GET", recs+"/"+t.ids[rnd.IntN(len(t.ids))]
-	case "list":
-		lo := rnd.IntN(max(t.records/2, 1))
-		f := fmt.Sprintf("n >= %d && n < %d", lo, lo+t.records/2)
-		method, path = "GET", recs+"?perPage=20&sort=-n&skipTotal=1&filter="+url.QueryEscape(f)
-	case "search":
-		f := fmt.Sprintf("title ~ '%d'", rnd.IntN(100))
-		method, path = "GET", recs+"?perPage=20&sort=-n&filter="+url.QueryEscape(f)
-	case "create":
-		if t.rt != nil {
-			return t.rt.create(ctx, t)
-		}
-		method, path = "POST", recs
-		body = fmt.Appendf(nil, `{"title":"created by strata bench","n":%d,"body":"lorem ipsum dolor sit amet"}`, rnd.IntN(1_000_000))
-	case "update":
-		method, path = "PATCH", recs+"/"+t.ids[rnd.IntN(len(t.ids))]
-		body = fmt.Appendf(nil, `{"title":"updated by strata bench %d"}`, rnd.IntN(1_000_000))
-	case "auth":
-		method, path, body = "POST", "/api/collections/"+userCollection+"/auth-with-password", t.authBody
-	case "refresh":
-		method, path = "POST", "/api/collections/"+userCollection+"/auth-refresh"
-	default:
-		return 0, fmt.Errorf("unknown op %q", op)
+	if op == "create" && t.rt != nil {
+		return t.rt.create(ctx, t)
+	}
+	method, path, body, err := t.request(op, rnd)
+	if err != nil {
+		return 0, err
 	}
 	var rd io.Reader
 	if body != nil {
@@ -279,6 +257,31 @@ func (t *target) do(ctx context.Context, op string, rnd *randv2.Rand) (int, erro
 	_, err = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	return res.StatusCode, err
+}
+
+// request builds one request of op: method, path with query, JSON body.
+func (t *target) request(op string, rnd *randv2.Rand) (method, path string, body []byte, err error) {
+	recs := "/api/collections/" + t.coll + "/records"
+	switch op {
+	case "view":
+		return "GET", recs + "/" + t.ids[rnd.IntN(len(t.ids))], nil, nil
+	case "list":
+		lo := rnd.IntN(max(t.records/2, 1))
+		f := fmt.Sprintf("n >= %d && n < %d", lo, lo+t.records/2)
+		return "GET", recs + "?perPage=20&sort=-n&skipTotal=1&filter=" + url.QueryEscape(f), nil, nil
+	case "search":
+		f := fmt.Sprintf("title ~ '%d'", rnd.IntN(100))
+		return "GET", recs + "?perPage=20&sort=-n&filter=" + url.QueryEscape(f), nil, nil
+	case "create":
+		return "POST", recs, fmt.Appendf(nil, `{"title":"created by strata bench","n":%d,"body":"lorem ipsum dolor sit amet"}`, rnd.IntN(1_000_000)), nil
+	case "update":
+		return "PATCH", recs + "/" + t.ids[rnd.IntN(len(t.ids))], fmt.Appendf(nil, `{"title":"updated by strata bench %d"}`, rnd.IntN(1_000_000)), nil
+	case "auth":
+		return "POST", "/api/collections/" + userCollection + "/auth-with-password", t.authBody, nil
+	case "refresh":
+		return "POST", "/api/collections/" + userCollection + "/auth-refresh", nil, nil
+	}
+	return "", "", nil, fmt.Errorf("unknown op %q", op)
 }
 
 func randomHex(n int) string {
