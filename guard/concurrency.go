@@ -232,7 +232,7 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 		return Ticket{c: c, start: now}, true
 	}
 	wait := c.opts.MaxWait
-	if c.overloaded(now) {
+	if wait > 0 && c.overloaded(now) {
 		// Served newest first, a newcomer that gets no slot soon will
 		// not get one: let it go early and free its connection.
 		wait /= 10
@@ -348,9 +348,14 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration) {
 	if short <= 0 {
 		return
 	}
-	if n := int(now.Sub(c.baseEpoch) / baseEpochLen); n >= baseEpochs {
+	switch n := int(now.Sub(c.baseEpoch) / baseEpochLen); {
+	case n > 0 && c.overloaded(now):
+		// An overload must not become the new normal: while requests
+		// time out the baseline keeps what it saw before.
+		c.baseEpoch = now
+	case n >= baseEpochs:
 		c.baseMin, c.baseEpoch = [baseEpochs]float64{}, now
-	} else if n > 0 {
+	case n > 0:
 		copy(c.baseMin[n:], c.baseMin[:baseEpochs-n])
 		clear(c.baseMin[:n])
 		c.baseEpoch = c.baseEpoch.Add(time.Duration(n) * baseEpochLen)
