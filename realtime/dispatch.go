@@ -136,6 +136,9 @@ func (h *Hub) dispatch(ctx context.Context, changes []strata.Change) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for _, ch := range changes {
+		if !ch.Time.IsZero() {
+			h.lag.Observe(max(time.Since(ch.Time), 0).Seconds())
+		}
 		h.dispatchOne(ctx, ch)
 		h.pos.Store(ch.Seq)
 	}

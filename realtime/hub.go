@@ -12,6 +12,7 @@ package realtime
 import (
 	"crypto/rand"
 	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -132,6 +133,9 @@ type Hub struct {
 	// pos is the Seq of the last change dispatched: every event for a
 	// change up to pos is in its clients' queues.
 	pos atomic.Int64
+	// lag is the time from a change's commit to its dispatch here: the
+	// bus's delivery plus the hub's own backlog.
+	lag prometheus.Histogram
 	// resumeQ holds clients whose replay the Run loop must do.
 	rmu        sync.Mutex
 	resumeQ    []*Client
@@ -145,7 +149,12 @@ type Hub struct {
 func New(app *service.App, bus strata.Bus, cfg Config) *Hub {
 	cfg.defaults()
 	return &Hub{app: app, bus: bus, cfg: cfg, log: cfg.Logger, clients: map[string]*Client{},
-		perIP: map[string]int{}, index: map[string]map[*Client]struct{}{}, resumeWake: make(chan struct{}, 1)}
+		perIP: map[string]int{}, index: map[string]map[*Client]struct{}{}, resumeWake: make(chan struct{}, 1),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "strata", Subsystem: "realtime", Name: "dispatch_lag_seconds",
+			Help:    "Time from a change's commit (its change-log time) to this node's hub dispatching it: bus delay plus the hub's backlog.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		})}
 }
 
 // NodeID returns the prefix of the client ids this hub issues.

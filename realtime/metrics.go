@@ -12,6 +12,7 @@ func (h *Hub) Collectors() []prometheus.Collector {
 		}, func() float64 { return float64(f()) })
 	}
 	return []prometheus.Collector{
+		h.lag,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "strata", Subsystem: "realtime", Name: "clients",
 			Help: "Realtime clients connected to this node (SSE and WebSocket).",

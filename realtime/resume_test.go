@@ -170,7 +170,14 @@ func TestCursorHeartbeat(t *testing.T) {
 func TestCollectors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, realtime.Config{})
-	e.connect()
+	s := e.connect()
+	// One change through the hub, so the dispatch lag has a sample.
+	e.collection(`{"name":"pub","type":"base","listRule":"","viewRule":"","fields":[{"name":"t","type":"text"}]}`)
+	e.subscribe(s, "", "pub/*")
+	e.must(200, "POST", "/api/collections/pub/records", e.suToken, map[string]any{"t": "x"})
+	if m := s.next(t); m.event != "pub/*" {
+		t.Fatalf("want the create, got %s %s", m.event, m.data)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e.hub.Collectors()...)
 	mfs, err := reg.Gather()
@@ -180,7 +187,10 @@ func TestCollectors(t *testing.T) {
 	got := map[string]float64{}
 	for _, mf := range mfs {
 		m := mf.GetMetric()[0]
-		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+	}
+	if got["strata_realtime_dispatch_lag_seconds"] < 1 {
+		t.Errorf("dispatch lag has no sample after a dispatched change: %v", got)
 	}
 	if got["strata_realtime_clients"] != 1 || got["strata_realtime_connections_total"] != 1 {
 		t.Fatalf("metrics %v", got)
