@@ -34,7 +34,7 @@ const DefaultBatch = 500
 
 // bootstrapped are the collections `strata serve` creates in an empty store
 // (service.App's bootstrap: _superusers, users, _otps, _mfas,
-// _externalAuths). A destination holding only these, with no records, is
+// _externalAuths, _authOrigins). A destination holding only these, with no records, is
 // still empty: the source's versions replace them.
 var bootstrapped = map[string]bool{
 	strata.SuperusersID: true,
@@ -42,11 +42,7 @@ var bootstrapped = map[string]bool{
 	"pbc_1638494021":    true, // _otps
 	"pbc_2279338944":    true, // _mfas
 	"pbc_2281828961":    true, // _externalAuths
-}
-
-// unsupported are PocketBase system collections Strata has no use for.
-var unsupported = map[string]string{
-	"_authOrigins": "Strata does not keep auth origins",
+	"pbc_4275539003":    true, // _authOrigins
 }
 
 // Options tune Copy.
@@ -111,10 +107,6 @@ func Copy(ctx context.Context, src Source, dst strata.Store, opts Options) (*Rep
 	}
 	var cols []*strata.Collection
 	for _, c := range all {
-		if why, ok := unsupported[c.Name]; ok && c.System {
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %s", c.Name, why))
-			continue
-		}
 		if c.Type == strata.CollectionView {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: view collections are not supported by Strata yet; recreate it by hand", c.Name))
 			continue
