@@ -426,7 +426,9 @@ func testConcurrentWriters(t *testing.T, s strata.Store) {
 	people, _ := setup(t, s)
 	const workers, each = 8, 25
 	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
+	// Room for a write and a read error per iteration: a store that fails
+	// every call must fail the test, not block it.
+	errs := make(chan error, 2*workers*each)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
