@@ -47,7 +47,7 @@ type App struct {
 type Config struct {
 	Store  strata.Store
 	Logger *slog.Logger
-	// HashConcurrency bounds concurrent password hashes (0 = GOMAXPROCS).
+	// HashConcurrency bounds concurrent password hashes (0 = half of GOMAXPROCS, at least one).
 	HashConcurrency int
 	// Cache, if set, serves reads of records by id (views, auth records).
 	Cache strata.RecordCache

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -45,5 +47,27 @@ func TestSuperuserCommands(t *testing.T) {
 		if !strings.Contains(text, s.want) {
 			t.Fatalf("%v: %q does not mention %q", s.args, text, s.want)
 		}
+	}
+}
+
+// Serve gives password hashing Ps of its own on top of the default
+// GOMAXPROCS, once however often it runs in a process.
+func TestHashingProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "") // restored after the test
+	os.Unsetenv("GOMAXPROCS")
+	defer runtime.SetDefaultGOMAXPROCS()
+	runtime.SetDefaultGOMAXPROCS()
+	base := runtime.GOMAXPROCS(0)
+	for range 3 {
+		slots := hashingProcs()
+		if slots != max(1, base/2) || runtime.GOMAXPROCS(0) != base+slots {
+			t.Fatalf("base %d: %d slots, GOMAXPROCS %d", base, slots, runtime.GOMAXPROCS(0))
+		}
+	}
+	// An explicit GOMAXPROCS wins: serve only sizes the hashing from it.
+	t.Setenv("GOMAXPROCS", "4")
+	runtime.GOMAXPROCS(4)
+	if slots := hashingProcs(); slots != 2 || runtime.GOMAXPROCS(0) != 4 {
+		t.Fatalf("GOMAXPROCS=4 in the environment: %d slots, GOMAXPROCS %d", slots, runtime.GOMAXPROCS(0))
 	}
 }
