@@ -50,7 +50,7 @@ type ConcurrencyOptions struct {
 	MaxWait      time.Duration // how long a request may queue (default 50ms; negative: no queue)
 	MaxQueue     int           // how many requests may queue at once (default 256)
 	// Tolerance is how much slower than its baseline (the lowest recent
-	// latency) the node may get before the limit shrinks (default 1.5).
+	// latency) the node may get before the limit shrinks (default 1.25).
 	Tolerance float64
 }
 
@@ -146,7 +146,7 @@ func NewConcurrency(opts ConcurrencyOptions) *Concurrency {
 		opts.MaxQueue = 256
 	}
 	if opts.Tolerance < 1 {
-		opts.Tolerance = 1.5
+		opts.Tolerance = 1.25
 	}
 	c := &Concurrency{opts: opts, now: time.Now,
 		limit: math.Min(math.Max(float64(opts.InitialLimit), float64(opts.MinLimit)), float64(opts.MaxLimit))}
