@@ -4,6 +4,7 @@
 package benchproc
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -27,9 +29,15 @@ type Proc struct {
 	Dir  string // data dir (removed by Stop)
 }
 
+// Options shape the server a benchmark starts.
+type Options struct {
+	Args []string // more `serve` flags
+	Env  []string // more environment, KEY=value
+}
+
 // Start creates a temp data dir with the superuser and starts
-// `bin serve` on a free port with extra flags appended.
-func Start(bin string, extra ...string) (*Proc, error) {
+// `bin serve` on a free port.
+func Start(bin string, opts Options) (*Proc, error) {
 	dir, err := os.MkdirTemp("", "strata-bench-")
 	if err != nil {
 		return nil, err
@@ -43,8 +51,9 @@ func Start(bin string, extra ...string) (*Proc, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	args := append([]string{"serve", "--http", addr, "--dir", dir, "--log-level", "warn"}, extra...)
+	args := append([]string{"serve", "--http", addr, "--dir", dir, "--log-level", "warn"}, opts.Args...)
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), opts.Env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -87,6 +96,22 @@ func (p *Proc) RSS() int64 { return procStatus(p.Pid(), "VmRSS") }
 
 // PeakRSS is the server's high-water resident set in bytes.
 func (p *Proc) PeakRSS() int64 { return procStatus(p.Pid(), "VmHWM") }
+
+// CPU is the server's user plus system CPU time so far, in seconds.
+func (p *Proc) CPU() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces) in ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100 // clock ticks (USER_HZ = 100)
+}
 
 var statusLine = map[string]*regexp.Regexp{
 	"VmRSS": regexp.MustCompile(`VmRSS:\s+(\d+) kB`),

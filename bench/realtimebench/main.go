@@ -22,16 +22,14 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/strata-run/strata/bench/benchproc"
 )
 
 var (
@@ -44,24 +42,17 @@ var (
 	settle    = flag.Duration("settle", 5*time.Second, "idle: wait before reading RSS")
 )
 
-const (
-	suEmail = "bench@strata.test"
-	suPass  = "bench-pass-123"
-)
-
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	raiseNoFile()
-	dir, err := os.MkdirTemp("", "realtimebench")
+	srv, err := benchproc.Start(*strataBin, benchproc.Options{Env: []string{"STRATA_REALTIME_CLIENTS_PER_IP=-1"}})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	srv := start(dir)
-	defer srv.stop()
-	base := "http://" + srv.addr
-	su := authToken(base, "_superusers", suEmail, suPass)
+	defer srv.Stop()
+	base := srv.URL()
+	su := authToken(base, "_superusers", benchproc.Email, benchproc.Password)
 
 	rule := `""`
 	if *scenario == "owner" {
@@ -86,7 +77,7 @@ func main() {
 	if *scenario == "idle" {
 		maxEvents = 0
 	}
-	rssBefore := srv.rss()
+	rssBefore := (srv.RSS() >> 10)
 	log.Printf("server RSS before clients: %.1f MiB", float64(rssBefore)/1024)
 	t0 := time.Now()
 	cls := make([]*client, *clients)
@@ -101,7 +92,7 @@ func main() {
 				if tokens != nil {
 					tok = tokens[i%len(tokens)]
 				}
-				cls[i] = connect(srv.addr, base, tok, maxEvents)
+				cls[i] = connect(srv.Addr, base, tok, maxEvents)
 			}
 		}()
 	}
@@ -114,7 +105,7 @@ func main() {
 
 	if *scenario == "idle" {
 		time.Sleep(*settle)
-		rss := srv.rss()
+		rss := (srv.RSS() >> 10)
 		per := float64(rss-rssBefore) / float64(*clients)
 		fmt.Printf("RESULT scenario=idle clients=%d rss_before=%.1fMiB rss_after=%.1fMiB per_conn=%.1fKiB goroutines/cpu see pprof\n",
 			*clients, float64(rssBefore)/1024, float64(rss)/1024, per)
@@ -122,7 +113,7 @@ func main() {
 	}
 
 	// Creates at a fixed rate, each stamped just before its request.
-	cpu0, wall0 := srv.cpu(), time.Now()
+	cpu0, wall0 := srv.CPU(), time.Now()
 	self0 := selfCPU()
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
 	n := 0
@@ -163,7 +154,7 @@ func main() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	wall := time.Since(wall0).Seconds()
-	cpu := srv.cpu() - cpu0
+	cpu := srv.CPU() - cpu0
 	self := selfCPU() - self0
 	time.Sleep(500 * time.Millisecond) // late duplicates would show now
 
@@ -186,7 +177,7 @@ func main() {
 	p50, p99, max := lat.quantile(0.5), lat.quantile(0.99), lat.quantile(1)
 	fmt.Printf("RESULT scenario=%s clients=%d creates=%d rate=%d/s deliveries=%d/%d deliveries_per_s=%.0f p50=%v p99=%v max=%v server_cpu=%.0f%% bench_cpu=%.0f%% server_rss=%.1fMiB missing=%d duplicate=%d leaked=%d evicted_or_dropped=%d\n",
 		*scenario, *clients, n, *rate, delivered.Load(), expected, float64(delivered.Load())/wall, p50, p99, max,
-		100*cpu/wall, 100*self/wall, float64(srv.rss())/1024, missing, dup, leaked, dropped.Load())
+		100*cpu/wall, 100*self/wall, float64((srv.RSS()>>10))/1024, missing, dup, leaked, dropped.Load())
 }
 
 // allowed says whether client i may see record seq s.
@@ -322,71 +313,6 @@ func (c *client) read(br *bufio.Reader) {
 		}
 		c.mu.Unlock()
 	}
-}
-
-type server struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-func start(dir string) *server {
-	if out, err := exec.Command(*strataBin, "superuser", "upsert", suEmail, suPass, "--dir", dir).CombinedOutput(); err != nil {
-		log.Fatalf("superuser upsert: %v: %s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(*strataBin, "serve", "--http", addr, "--dir", dir, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "STRATA_REALTIME_CLIENTS_PER_IP=-1")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		if res, err := http.Get("http://" + addr + "/api/health"); err == nil {
-			res.Body.Close()
-			break
-		}
-		if i > 200 {
-			log.Fatal("server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &server{cmd: cmd, addr: addr}
-}
-
-func (s *server) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-	}
-}
-
-// rss is the server's resident set in KiB.
-func (s *server) rss() int64 {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.cmd.Process.Pid), "status"))
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return n
-}
-
-// cpu is the server's user+system CPU time in seconds.
-func (s *server) cpu() float64 {
-	b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(s.cmd.Process.Pid), "stat"))
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (u + st) / 100 // clock ticks (USER_HZ = 100)
 }
 
 func selfCPU() float64 {

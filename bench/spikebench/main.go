@@ -60,7 +60,7 @@ func main() {
 		default:
 			log.Fatalf("unknown mode %q", mode)
 		}
-		p, err := benchproc.Start(*strataBin, extra...)
+		p, err := benchproc.Start(*strataBin, benchproc.Options{Args: extra})
 		if err != nil {
 			log.Fatal(err)
 		}
