@@ -8,9 +8,7 @@ import (
 // {email, template, collection?} → 204 once the mail server accepted the
 // template filled with placeholder data.
 func (s *Server) settingsTestEmail(w http.ResponseWriter, r *http.Request) {
-	req := requestInfo(r)
-	if !req.IsSuperuser() {
-		s.writeError(w, r, superuserOnly(req))
+	if _, ok := s.superuser(w, r); !ok {
 		return
 	}
 	b, err := readBody(r, 0)
