@@ -24,7 +24,7 @@ const (
 	opChanges
 	opCollections
 	opWrite  // the whole Write call, the caller's function included
-	opCommit // change-log append (under its lock) and COMMIT
+	opCommit // one group commit: the group's functions, the change-log append and COMMIT
 	numOps
 )
 
@@ -83,6 +83,7 @@ var queryBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .0
 // never checks for nil, and are exported only when Options.Registerer is set.
 type metrics struct {
 	dur        [numOps][numTargets]prometheus.Observer
+	groupSize  prometheus.Observer
 	collectors []prometheus.Collector
 }
 
@@ -90,10 +91,15 @@ func newMetrics(s *Store) *metrics {
 	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "strata", Subsystem: "store", Name: "query_duration_seconds",
 		Help: "Store call latency by operation and the database that served it. write is the whole transaction; " +
-			"commit is the change-log append and COMMIT.",
+			"commit is one group commit (write.go).",
 		ConstLabels: storeLabels, Buckets: queryBuckets,
 	}, []string{"op", "target"})
-	m := &metrics{collectors: []prometheus.Collector{vec, &collector{s: s}}}
+	group := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "strata", Subsystem: "store", Name: "write_group_size",
+		Help:        "Transactions committed together by one group commit.",
+		ConstLabels: storeLabels, Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+	})
+	m := &metrics{groupSize: group, collectors: []prometheus.Collector{vec, group, &collector{s: s}}}
 	for o := range numOps {
 		for t := range numTargets {
 			m.dur[o][t] = vec.WithLabelValues(opNames[o], targetNames[t])

@@ -6,12 +6,12 @@
 // JSON for json, geoPoint and multi-valued fields), plus a BIGSERIAL
 // "_rowid" giving insertion order. SQL is compiled with filter.Postgres.
 //
-// The change log is in commit order with no gaps: a transaction appends
-// its entries only at the very end, after taking a transaction-level
-// advisory lock, and numbers them from MAX(seq)+1. The lock is held until
-// COMMIT, so the next appender numbers its entries only after this one is
-// visible: seq order is commit order, and a reader that sees seq N+1
-// already sees N.
+// The change log is in commit order with no gaps: writes are
+// group-committed, and a group appends its entries at the very end, after
+// taking a transaction-level advisory lock, numbering them from
+// MAX(seq)+1. The lock is held until COMMIT, so the next appender numbers
+// its entries only after these are visible: seq order is commit order, and
+// a reader that sees seq N+1 already sees N (write.go).
 package postgres
 
 import (
@@ -43,6 +43,9 @@ type Options struct {
 	MaxConns int32
 	// StatementTimeout bounds every statement; 0 means 30s, negative none.
 	StatementTimeout time.Duration
+	// WriteLanes is how many group commits may run at once (write.go); 0
+	// means 2: one group runs its functions while another commits.
+	WriteLanes int
 
 	// Replicas are DSNs of streaming replicas of the primary. Reads go to
 	// them when they have replayed past the caller's consistency token
@@ -68,6 +71,7 @@ type Options struct {
 type Store struct {
 	pool     *pgxpool.Pool
 	replicas *replicaSet // nil without replicas
+	writes   writeQueue
 	m        *metrics
 	// primaryReads counts the reads the primary served, by why.
 	primaryReads readCounts
@@ -99,7 +103,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	s := &Store{pool: pool}
+	lanes := opts.WriteLanes
+	if lanes <= 0 {
+		lanes = 2
+	}
+	s := &Store{pool: pool, writes: writeQueue{lanes: make(chan struct{}, lanes)}}
 	s.m = newMetrics(s)
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
@@ -272,85 +280,25 @@ func (s *Store) Collections(ctx context.Context) ([]*strata.Collection, error) {
 	return out, rows.Err()
 }
 
-// Write implements strata.Store: fn runs in one transaction, and the change
-// log entries it produced are appended just before COMMIT (see the package
-// doc for why).
-func (s *Store) Write(ctx context.Context, fn func(strata.Tx) error) (_ []strata.Change, err error) {
-	defer s.m.observe(opWrite, onPrimary, time.Now())
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, translate(fmt.Errorf("begin: %w", err), nil)
-	}
-	defer conn.Release()
-	ptx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, translate(fmt.Errorf("begin: %w", err), nil)
-	}
-	defer func() {
-		if err != nil {
-			ptx.Rollback(context.Background())
-		}
-	}()
-	t := &tx{tx: ptx}
-	if err := runFn(fn, t); err != nil {
-		return nil, err
-	}
-	if err := s.commit(ctx, t); err != nil {
-		return nil, err
-	}
-	if s.replicas != nil {
-		s.writeToken(ctx, conn)
-	}
-	return t.changes, nil
-}
-
-// commit appends t's change-log entries and commits.
-func (s *Store) commit(ctx context.Context, t *tx) error {
-	defer s.m.observe(opCommit, onPrimary, time.Now())
-	if err := t.appendChanges(ctx); err != nil {
-		return err
-	}
-	if err := t.tx.Commit(ctx); err != nil {
-		return translate(fmt.Errorf("commit: %w", err), nil)
-	}
-	return nil
-}
-
-// runFn runs a caller's transaction body, turning a panic into an error.
-func runFn(fn func(strata.Tx) error, t *tx) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("panic in write transaction: %v", v)
-		}
-	}()
-	return fn(t)
-}
-
-// tx implements strata.Tx.
-type tx struct {
-	tx      pgx.Tx
-	changes []strata.Change // pending until appendChanges
-}
-
 func (t *tx) FindRecords(ctx context.Context, q *strata.RecordQuery) ([]*strata.Record, error) {
-	return findRecords(ctx, t.tx, q)
+	return findRecords(ctx, t, q)
 }
 
 func (t *tx) CountRecords(ctx context.Context, q *strata.RecordQuery) (int, error) {
-	return countRecords(ctx, t.tx, q)
+	return countRecords(ctx, t, q)
 }
 
 func (t *tx) Setting(ctx context.Context, key string) (json.RawMessage, bool, error) {
-	return setting(ctx, t.tx, key)
+	return setting(ctx, t, key)
 }
 
 func (t *tx) Changes(ctx context.Context, after int64, limit int) ([]strata.Change, error) {
-	return changes(ctx, t.tx, after, limit)
+	return changes(ctx, t, after, limit)
 }
 
 func (t *tx) PutSetting(ctx context.Context, key string, value json.RawMessage) error {
 	now := strata.NowDate()
-	_, err := t.tx.Exec(ctx, `INSERT INTO _params (id, value, created, updated) VALUES ($1, $2::text::json, $3, $3)
+	_, err := t.Exec(ctx, `INSERT INTO _params (id, value, created, updated) VALUES ($1, $2::text::json, $3, $3)
 		ON CONFLICT (id) DO UPDATE SET value = excluded.value, updated = excluded.updated`, key, string(value), now)
 	if err != nil {
 		return translate(fmt.Errorf("put setting %q: %w", key, err), nil)
@@ -400,50 +348,6 @@ func changes(ctx context.Context, q db, after int64, limit int) ([]strata.Change
 	return out, rows.Err()
 }
 
-// logChange queues a change-log entry; appendChanges writes the queue.
-func (t *tx) logChange(r *strata.Record, action string) error {
-	data, err := json.Marshal(r.Data)
-	if err != nil {
-		return fmt.Errorf("log change: %w", err)
-	}
-	t.changes = append(t.changes, strata.Change{
-		CollectionID: r.Collection.ID, CollectionName: r.Collection.Name,
-		RecordID: r.ID(), Action: action, Time: time.Now().UTC().Truncate(time.Millisecond), Record: data,
-	})
-	return nil
-}
-
-// appendChanges numbers and inserts the queued entries under the change-log
-// lock, held until the transaction ends.
-func (t *tx) appendChanges(ctx context.Context) error {
-	if len(t.changes) == 0 {
-		return nil
-	}
-	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(changesLockKey)); err != nil {
-		return translate(fmt.Errorf("log change: lock: %w", err), nil)
-	}
-	var last int64
-	if err := t.tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM _changes`).Scan(&last); err != nil {
-		return translate(fmt.Errorf("log change: %w", err), nil)
-	}
-	n := len(t.changes)
-	seqs, cids, cnames, rids, actions, times, recs := make([]int64, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for i := range t.changes {
-		c := &t.changes[i]
-		c.Seq = last + int64(i) + 1
-		seqs[i], cids[i], cnames[i], rids[i], actions[i] = c.Seq, c.CollectionID, c.CollectionName, c.RecordID, c.Action
-		times[i], recs[i] = strata.FormatDate(c.Time), string(c.Record)
-	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO _changes (seq, collection_id, collection_name, record_id, action, time, record)
-		SELECT s, ci, cn, ri, a, tm, rc::json FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u(s, ci, cn, ri, a, tm, rc)`,
-		seqs, cids, cnames, rids, actions, times, recs)
-	if err != nil {
-		return translate(fmt.Errorf("log change: %w", err), nil)
-	}
-	return nil
-}
-
 // translate turns driver errors into domain errors. c, when known, lets a
 // unique violation name the offending fields.
 func translate(err error, c *strata.Collection) error {
@@ -486,20 +390,4 @@ func uniqueError(pe *pgconn.PgError, c *strata.Collection) error {
 		}
 	}
 	return &strata.Error{Code: strata.EInvalid, Message: "Failed to save record.", Data: data, Err: pe}
-}
-
-// exec runs a record statement inside a savepoint, so that a failure (a
-// unique violation the caller handles) leaves the transaction usable, as
-// on SQLite.
-func (t *tx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	sp, err := t.tx.Begin(ctx)
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	tag, err := sp.Exec(ctx, sql, args...)
-	if err != nil {
-		sp.Rollback(context.Background())
-		return tag, err
-	}
-	return tag, sp.Commit(ctx)
 }

@@ -428,21 +428,23 @@ func (s *Store) ReadStats() ReadStats {
 	return st
 }
 
-// writeToken reads the primary's WAL insert position after a commit on
-// conn (any session would do: the position is global, which also keeps this
-// correct behind PgBouncer in transaction mode).
-func (s *Store) writeToken(ctx context.Context, conn db) {
-	lsn, err := queryLSN(ctx, conn, `SELECT pg_current_wal_insert_lsn()::text`)
-	if err != nil {
-		lsn, err = queryLSN(context.WithoutCancel(ctx), s.pool, `SELECT pg_current_wal_insert_lsn()::text`)
+// noteWrites gives each request of a committed group the group's token:
+// the primary's WAL position after COMMIT (lsn, or read again if the
+// commit's batch could not read it).
+func (s *Store) noteWrites(reqs []*writeReq, lsn uint64) {
+	if lsn == 0 {
+		var err error
+		lsn, err = queryLSN(context.Background(), s.pool, `SELECT pg_current_wal_insert_lsn()::text`)
+		if err != nil {
+			// The writes committed; their token is lost. The callers'
+			// next reads may go to a replica that has not replayed them.
+			s.replicas.log.Warn("postgres: read WAL position after commit", "err", err)
+			return
+		}
 	}
-	if err != nil {
-		// The write committed; its token is lost. The caller's next read
-		// may go to a replica that has not replayed it yet.
-		s.replicas.log.Warn("postgres: read WAL position after commit", "err", err)
-		return
+	for _, r := range reqs {
+		strata.NoteWrite(r.ctx, lsn)
 	}
-	strata.NoteWrite(ctx, lsn)
 }
 
 // HasReplicas reports whether reads may go to replicas: only then do

@@ -40,7 +40,7 @@ func columnType(f *strata.Field) string {
 }
 
 func (t *tx) ddl(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return t.tx.Exec(ctx, sql, args...)
+	return t.Exec(ctx, sql, args...)
 }
 
 func (t *tx) saveCollectionRow(ctx context.Context, c *strata.Collection, insert bool) error {
@@ -159,7 +159,7 @@ func (t *tx) createIndexes(ctx context.Context, c *strata.Collection) error {
 }
 
 func (t *tx) dropIndexes(ctx context.Context, c *strata.Collection) error {
-	rows, err := t.tx.Query(ctx, `SELECT i.relname FROM pg_index x
+	rows, err := t.Query(ctx, `SELECT i.relname FROM pg_index x
 		JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class r ON r.oid = x.indrelid
 		WHERE r.relname = $1 AND r.relnamespace = current_schema()::regnamespace AND NOT x.indisprimary`, c.Name)
 	if err != nil {
@@ -277,7 +277,7 @@ func (t *tx) DeleteCollection(ctx context.Context, c *strata.Collection) error {
 // TruncateCollection implements strata.Tx: each removed record gets a
 // delete entry in the change log so that sync clients see tombstones.
 func (t *tx) TruncateCollection(ctx context.Context, c *strata.Collection) error {
-	recs, err := findRecords(ctx, t.tx, &strata.RecordQuery{Collection: c})
+	recs, err := findRecords(ctx, t, &strata.RecordQuery{Collection: c})
 	if err != nil {
 		return err
 	}
