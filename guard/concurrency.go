@@ -57,9 +57,10 @@ type ConcurrencyOptions struct {
 // Concurrency is an adaptive concurrency limit for one node, in the style
 // of Netflix's gradient limiter with a Vegas-style baseline: it compares the
 // recent latency of admitted requests with the lowest latency seen over the
-// last half minute, shrinks the limit when latency grows (work is queueing
-// inside the node) and grows it by about √limit while latency stays near the
-// baseline and the limit is in use. Requests over the limit wait in a short
+// last half minute, per priority (writes are slower than cached reads
+// without anything queueing), shrinks the limit when latency grows (work is
+// queueing inside the node) and grows it by about √limit while latency
+// stays near the baseline and the limit is in use. Requests over the limit wait in a short
 // queue, by priority, then are shed; once waiters start timing out (an
 // overload, not a burst) the queue is served newest first and newcomers
 // wait a tenth as long, so that the requests the node admits stay fast
@@ -92,13 +93,17 @@ type Concurrency struct {
 	// serving the newest keeps the admitted fast (adaptive LIFO).
 	timedOut time.Time
 
-	// gradient state: one window of samples at a time; the baseline is
-	// the minimum window average of the current and previous epochs.
-	baseMin   [baseEpochs]float64 // seconds; 0: no sample yet
-	baseEpoch time.Time           // start of baseMin[0]'s epoch
+	// gradient state: one window of samples at a time. Each priority
+	// has its own baseline, the minimum window average of its requests in
+	// the current and previous epochs: a create on PostgreSQL is slower
+	// than a cached view without anything queueing, and one baseline for
+	// both would read a shift from reads to writes as an overload and
+	// shed writes the node can serve.
+	baseMin   [PriorityCritical][baseEpochs]float64 // seconds; 0: no sample yet
+	baseEpoch time.Time                             // start of baseMin[*][0]'s epoch
 	winStart  time.Time
-	winSum    float64
-	winN      int
+	winSum    [PriorityCritical]float64
+	winN      [PriorityCritical]int
 	winMaxIn  int
 	shedCount [PriorityCritical]prometheus.Counter
 
@@ -199,6 +204,7 @@ func (c *Concurrency) InFlight() int {
 type Ticket struct {
 	c     *Concurrency
 	start time.Time
+	p     Priority
 }
 
 // threshold is how many requests of priority p may be in flight.
@@ -229,7 +235,7 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	if c.inflight < c.threshold(p) && !c.waitingAtOrAbove(p) {
 		c.inflight++
 		c.mu.Unlock()
-		return Ticket{c: c, start: now}, true
+		return Ticket{c: c, start: now, p: p}, true
 	}
 	wait := c.opts.MaxWait
 	if wait > 0 && c.overloaded(now) {
@@ -270,7 +276,7 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 		c.shedCount[p].Inc()
 		return Ticket{}, false
 	}
-	return Ticket{c: c, start: end}, true
+	return Ticket{c: c, start: end, p: p}, true
 }
 
 func (c *Concurrency) remove(p Priority, w *waiter) {
@@ -295,7 +301,7 @@ func (t Ticket) Release() {
 	}
 	now := c.now()
 	c.mu.Lock()
-	c.sample(now, now.Sub(t.start))
+	c.sample(now, now.Sub(t.start), t.p)
 	c.inflight--
 	c.dispatch()
 	c.mu.Unlock()
@@ -333,48 +339,72 @@ func (c *Concurrency) dispatch() {
 	}
 }
 
+// minClassSamples is how many requests of a priority a window needs before
+// their average may lower that priority's baseline: the average of one or
+// two requests is noise.
+const minClassSamples = 4
+
 // sample adds one latency to the current window and, when the window is
 // full, moves the limit (the gradient step).
-func (c *Concurrency) sample(now time.Time, rtt time.Duration) {
-	c.winSum += rtt.Seconds()
-	c.winN++
+func (c *Concurrency) sample(now time.Time, rtt time.Duration, p Priority) {
+	c.winSum[p] += rtt.Seconds()
+	c.winN[p]++
 	c.winMaxIn = max(c.winMaxIn, c.inflight)
-	if c.winN < 64 && (c.winN < 8 || now.Sub(c.winStart) < 100*time.Millisecond) {
+	n := 0
+	for _, k := range c.winN {
+		n += k
+	}
+	if n < 64 && (n < 8 || now.Sub(c.winStart) < 100*time.Millisecond) {
 		return
 	}
-	short := c.winSum / float64(c.winN)
-	maxIn := c.winMaxIn
-	c.winStart, c.winSum, c.winN, c.winMaxIn = now, 0, 0, 0
-	if short <= 0 {
-		return
-	}
+	sums, counts, maxIn := c.winSum, c.winN, c.winMaxIn
+	c.winStart, c.winSum, c.winN, c.winMaxIn = now, [PriorityCritical]float64{}, [PriorityCritical]int{}, 0
 	switch n := int(now.Sub(c.baseEpoch) / baseEpochLen); {
 	case n > 0 && c.overloaded(now):
 		// An overload must not become the new normal: while requests
-		// time out the baseline keeps what it saw before.
+		// time out the baselines keep what they saw before.
 		c.baseEpoch = now
 	case n >= baseEpochs:
-		c.baseMin, c.baseEpoch = [baseEpochs]float64{}, now
+		c.baseMin, c.baseEpoch = [PriorityCritical][baseEpochs]float64{}, now
 	case n > 0:
-		copy(c.baseMin[n:], c.baseMin[:baseEpochs-n])
-		clear(c.baseMin[:n])
+		for q := range c.baseMin {
+			copy(c.baseMin[q][n:], c.baseMin[q][:baseEpochs-n])
+			clear(c.baseMin[q][:n])
+		}
 		c.baseEpoch = c.baseEpoch.Add(time.Duration(n) * baseEpochLen)
 	}
-	if c.baseMin[0] == 0 || short < c.baseMin[0] {
-		c.baseMin[0] = short
-	}
-	base := short
-	for _, m := range c.baseMin {
-		if m > 0 {
-			base = math.Min(base, m)
+	// Each priority's latency against its own baseline, weighted by how
+	// many requests it had in the window.
+	var weighted float64
+	var total int
+	for q := range counts {
+		if counts[q] == 0 {
+			continue
 		}
+		short := sums[q] / float64(counts[q])
+		if short <= 0 {
+			continue
+		}
+		base := c.baseMin[q]
+		if counts[q] >= minClassSamples && (base[0] == 0 || short < base[0]) {
+			c.baseMin[q][0] = short
+		}
+		b := short
+		for _, m := range c.baseMin[q] {
+			if m > 0 {
+				b = math.Min(b, m)
+			}
+		}
+		g := math.Max(0.5, math.Min(1, (c.opts.Tolerance*b+slack.Seconds())/short))
+		weighted += g * float64(counts[q])
+		total += counts[q]
 	}
 	// A node using less than half its limit says nothing about whether a
 	// larger one would be safe.
-	if float64(maxIn) < c.limit/2 {
+	if total == 0 || float64(maxIn) < c.limit/2 {
 		return
 	}
-	gradient := math.Max(0.5, math.Min(1, (c.opts.Tolerance*base+slack.Seconds())/short))
+	gradient := weighted / float64(total)
 	next := c.limit*gradient + math.Sqrt(c.limit)
 	next = c.limit*0.8 + next*0.2
 	c.limit = math.Max(float64(c.opts.MinLimit), math.Min(float64(c.opts.MaxLimit), next))

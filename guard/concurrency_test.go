@@ -337,3 +337,47 @@ func (c *Concurrency) queuedLen() int {
 	defer c.mu.Unlock()
 	return c.queued
 }
+
+// A node that served cached reads at 1 ms starts taking writes that cost
+// 8 ms each however few run at once: nothing is queueing, so the limit must
+// not shrink (one baseline for both would read 8 ms as an eightfold
+// overload and shed writes the node can serve). Once the writes do start
+// queueing, it must.
+func TestConcurrencyWorkloadShiftIsNotOverload(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 40, MinLimit: 4, MaxLimit: 200, MaxWait: -1})
+	clock := time.Unix(0, 0)
+	c.now = func() time.Time { return clock }
+	ctx := context.Background()
+	round := func(p Priority, rtt time.Duration) {
+		var ts []Ticket
+		for {
+			tk, ok := c.Acquire(ctx, p)
+			if !ok {
+				break
+			}
+			ts = append(ts, tk)
+		}
+		clock = clock.Add(rtt)
+		for _, tk := range ts {
+			tk.Release()
+		}
+		clock = clock.Add(100 * time.Millisecond)
+	}
+	for range 30 {
+		round(PriorityRead, time.Millisecond)
+	}
+	before := c.Limit()
+	for range 30 {
+		round(PriorityWrite, 8*time.Millisecond)
+	}
+	if after := c.Limit(); after < before {
+		t.Fatalf("limit fell from %d to %d when reads gave way to slower writes that do not queue", before, after)
+	}
+	grown := c.Limit()
+	for range 20 {
+		round(PriorityWrite, 40*time.Millisecond)
+	}
+	if l := c.Limit(); l >= grown*2/3 {
+		t.Fatalf("limit %d after write latency rose fivefold, want well below %d", l, grown)
+	}
+}

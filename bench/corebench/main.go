@@ -169,7 +169,7 @@ wrk.body = '{"identity":"user@strata.test","password":"user-pass-123"}'
 	if db != "" {
 		pgHead, pgSep, pgNone = fmt.Sprintf(" new PG conns | new PG conns/s after %v |", warmup), "---|---|", " — | — |"
 	}
-	fmt.Printf("\n| scenario | req/s | ratio to hello | p50 | p99 | non-2xx | errors | strata peak RSS | cache hit ratio |%s\n|---|---|---|---|---|---|---|---|---|%s\n", pgHead, pgSep)
+	fmt.Printf("\n| scenario | 2xx req/s | ratio to hello | p50 | p99 | non-2xx | errors | strata peak RSS | cache hit ratio |%s\n|---|---|---|---|---|---|---|---|---|%s\n", pgHead, pgSep)
 	fmt.Printf("| hello (net/http, 200-byte JSON) | %.0f | 1.00 | %s | %s | %d | %d | — | — |%s\n", helloRPS, before.p50, before.p99, before.non2xx, before.errors, pgNone)
 	for _, r := range results {
 		pg := ""
@@ -396,6 +396,7 @@ type wrkResult struct {
 
 var (
 	rpsRe    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	totalRe  = regexp.MustCompile(`(\d+) requests in ([\d.]+)(ms|s|m)\b`)
 	p50Re    = regexp.MustCompile(`\s50%\s+(\S+)`)
 	p99Re    = regexp.MustCompile(`\s99%\s+(\S+)`)
 	non2xxRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
@@ -432,6 +433,21 @@ func runWrkArgs(name string, args []string) wrkResult {
 		for _, g := range m[1:] {
 			n, _ := strconv.Atoi(string(g))
 			r.errors += n
+		}
+	}
+	// Throughput counts answered requests only: a refused request (503,
+	// 429) is cheap, and counting it would reward a node for shedding.
+	if m := totalRe.FindSubmatch(out); m != nil {
+		n, _ := strconv.ParseFloat(string(m[1]), 64)
+		secs, _ := strconv.ParseFloat(string(m[2]), 64)
+		switch string(m[3]) {
+		case "ms":
+			secs /= 1000
+		case "m":
+			secs *= 60
+		}
+		if secs > 0 {
+			r.rps = (n - float64(r.non2xx)) / secs
 		}
 	}
 	log.Printf("%-20s %8.0f req/s  p50 %-8s p99 %-8s non2xx %d errors %d", name, r.rps, r.p50, r.p99, r.non2xx, r.errors)
