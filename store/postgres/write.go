@@ -123,6 +123,13 @@ func (s *Store) commitGroup(batch []*writeReq) {
 		}
 		t.changes = nil
 		err := runFn(r.fn, t)
+		if err == nil && grouped && t.conn.PgConn().TxStatus() == 'E' {
+			// The function swallowed a failed statement: PostgreSQL has
+			// aborted the transaction, so its work cannot commit. Undo
+			// it alone rather than fail the group at the next statement.
+			err = &strata.Error{Code: strata.EUnavailable, Message: "The database rejected the transaction, try again.",
+				Err: errors.New("a statement failed and the transaction was aborted")}
+		}
 		if t.broken != nil {
 			t.rollback()
 			finish(translate(t.broken, nil))

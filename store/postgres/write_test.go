@@ -17,8 +17,8 @@ import (
 // TestGroupCommitIsolation runs, on one write lane so that concurrent
 // writers share transactions, functions that fail in each way a function
 // can: a unique violation it recovers from, a statement that leaves the
-// transaction in the failed state, a panic and a caller that is gone. Each
-// must cost only its own work; every other write must commit, with the
+// transaction in the failed state (returned, or swallowed), a panic and a
+// caller that is gone. Each must cost only its own work; every other write must commit, with the
 // sequence numbers the log holds.
 func TestGroupCommitIsolation(t *testing.T) {
 	t.Parallel()
@@ -43,7 +43,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	const n = 240
+	const n = 280
 	boom := errors.New("boom")
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
@@ -59,7 +59,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 		id := fmt.Sprintf("r%03d", i)
 		var fn func(strata.Tx) error
 		callCtx := ctx
-		switch i % 6 {
+		switch i % 7 {
 		case 0, 1: // plain insert
 			want[i] = id
 			fn = func(tx strata.Tx) error { return tx.InsertRecord(ctx, rec(id, id)) }
@@ -93,6 +93,14 @@ func TestGroupCommitIsolation(t *testing.T) {
 		case 5: // the caller is gone before its turn
 			callCtx = gone
 			fn = func(tx strata.Tx) error { return tx.InsertRecord(ctx, rec(id, id)) }
+		case 6: // writes, then swallows a failed statement (the transaction is aborted)
+			fn = func(tx strata.Tx) error {
+				if err := tx.InsertRecord(ctx, rec(id, id)); err != nil {
+					return err
+				}
+				tx.FindRecords(ctx, &strata.RecordQuery{Collection: &strata.Collection{ID: "x", Name: "no_such_table", Fields: c.Fields}})
+				return nil
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -117,15 +125,15 @@ func TestGroupCommitIsolation(t *testing.T) {
 	for i, r := range results {
 		if want[i] == "" {
 			if r.err == nil {
-				t.Fatalf("write %d (kind %d) succeeded, want an error", i, i%6)
+				t.Fatalf("write %d (kind %d) succeeded, want an error", i, i%7)
 			}
 			if _, ok := logged[fmt.Sprintf("r%03d", i)]; ok {
-				t.Fatalf("write %d (kind %d) failed but is in the log", i, i%6)
+				t.Fatalf("write %d (kind %d) failed but is in the log", i, i%7)
 			}
 			continue
 		}
 		if r.err != nil {
-			t.Fatalf("write %d (kind %d): %v", i, i%6, r.err)
+			t.Fatalf("write %d (kind %d): %v", i, i%7, r.err)
 		}
 		if len(r.changes) != 1 || r.changes[0].RecordID != want[i] || r.changes[0].Seq != logged[want[i]] || r.changes[0].Seq == 0 {
 			t.Fatalf("write %d returned %+v; the log has seq %d", i, r.changes, logged[want[i]])
