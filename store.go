@@ -118,6 +118,10 @@ type Store interface {
 	// LastChangeSeq is the Seq of the newest change-log entry (0 when the
 	// log is empty): where a new follower of the log starts.
 	LastChangeSeq(ctx context.Context) (int64, error)
+	// PruneChanges deletes up to max of the oldest change-log entries
+	// written before before, and returns how many it deleted. It never
+	// deletes the newest entry, so sequence numbers never go back.
+	PruneChanges(ctx context.Context, before time.Time, max int) (int, error)
 	// Write runs fn in one transaction and returns the change-log entries
 	// it appended, after commit. If fn returns an error nothing is written.
 	Write(ctx context.Context, fn func(Tx) error) ([]Change, error)

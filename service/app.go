@@ -186,6 +186,23 @@ func (a *App) FollowChanges(ctx context.Context, every time.Duration) {
 	}
 }
 
+// pruneBatch bounds one delete of the change log, so that the writer (the
+// only one on SQLite) is never held for long.
+const pruneBatch = 5000
+
+// PruneChanges deletes change-log entries written before before, in
+// batches, and returns how many it deleted.
+func (a *App) PruneChanges(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := a.store.PruneChanges(ctx, before, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
+}
+
 // Collection returns a collection by id or name (nil if none). The result
 // is shared: callers must not modify it (Clone first).
 func (a *App) Collection(idOrName string) *strata.Collection {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -139,6 +140,14 @@ func (s *tracedStore) LastChangeSeq(ctx context.Context) (int64, error) {
 	seq, err := s.next.LastChangeSeq(ctx)
 	EndSpan(span, err)
 	return seq, err
+}
+
+// PruneChanges implements strata.Store.
+func (s *tracedStore) PruneChanges(ctx context.Context, before time.Time, max int) (int, error) {
+	ctx, span := s.start(ctx, "PruneChanges", nil)
+	n, err := s.next.PruneChanges(ctx, before, max)
+	EndSpan(span, err)
+	return n, err
 }
 
 // Write implements strata.Store. The transaction's operations are traced

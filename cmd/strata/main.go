@@ -267,8 +267,11 @@ type serveCommand struct {
 	RedisPrefix    string
 	Adaptive       bool
 	MaxConcurrency int
-	QueueWait      time.Duration
-	RequestTimeout time.Duration
+	// ChangesRetention is how long change-log entries are kept (0: for
+	// ever): realtime resume and the sync feed read back that far.
+	ChangesRetention time.Duration
+	QueueWait        time.Duration
+	RequestTimeout   time.Duration
 	// Shared list cache (docs/list-cache.md).
 	ListCache    bool
 	ListCacheTTL time.Duration
@@ -296,6 +299,13 @@ func (c *serveCommand) parse(args []string) error {
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", envOr("STRATA_REDIS_PREFIX", "strata:"), "prefix of every Redis key, to share one Redis between clusters (env STRATA_REDIS_PREFIX)")
 	fs.BoolVar(&c.Adaptive, "adaptive-limit", true, "shed load over an adaptive concurrency limit with 503")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", 1000, "upper bound of the adaptive concurrency limit")
+	c.ChangesRetention = 7 * 24 * time.Hour
+	if v := envOr("STRATA_CHANGES_RETENTION", ""); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.ChangesRetention = d
+		}
+	}
+	fs.DurationVar(&c.ChangesRetention, "changes-retention", c.ChangesRetention, "how long change-log entries are kept for realtime resume and the sync feed; 0 keeps them for ever (env STRATA_CHANGES_RETENTION)")
 	fs.DurationVar(&c.QueueWait, "queue-wait", 50*time.Millisecond, "how long a request over the concurrency limit may wait before 503")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", 30*time.Second, "deadline of every request, passed to the database (0: none; realtime streams excepted)")
 	fs.BoolVar(&c.ListCache, "list-cache", envOr("STRATA_LIST_CACHE", "") == "true", "cache list responses in the --redis Redis, shared by all nodes (docs/list-cache.md; env STRATA_LIST_CACHE=true)")
@@ -451,6 +461,9 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	defer stopFollow()
 	go app.FollowChanges(followCtx, time.Second)
 	go pruneLogs(followCtx, handler, log)
+	if c.ChangesRetention > 0 {
+		go pruneChangeLog(followCtx, app, c.ChangesRetention, log)
+	}
 	handler.SetReady(true)
 	select {
 	case err := <-errc:
@@ -511,6 +524,28 @@ func pruneLogs(ctx context.Context, h *api.Server, log *slog.Logger) {
 			log.Warn("prune request logs", "err", err)
 		} else if n > 0 {
 			log.Info("pruned request logs", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneChangeLog deletes change-log entries older than retention, now and
+// every ten minutes. Every node may run it: deleting the same old entries
+// twice is harmless.
+func pruneChangeLog(ctx context.Context, app *service.App, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := app.PruneChanges(ctx, time.Now().Add(-retention)); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("prune change log", "err", err)
+			}
+		} else if n > 0 {
+			log.Info("pruned change log", "deleted", n, "retention", retention)
 		}
 		select {
 		case <-ctx.Done():

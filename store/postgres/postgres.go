@@ -247,6 +247,17 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) (out []stra
 	return out, err
 }
 
+// PruneChanges implements strata.Store. It needs no lock: appenders number
+// from MAX(seq), and the newest entry is never deleted.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time, max int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM _changes WHERE seq IN (SELECT seq FROM _changes ORDER BY seq LIMIT $1)
+		AND time < $2 AND seq < (SELECT MAX(seq) FROM _changes)`, max, strata.FormatDate(before))
+	if err != nil {
+		return 0, translate(fmt.Errorf("prune change log: %w", err), nil)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // LastChangeSeq implements strata.Store. It asks the primary: a follower
 // starting from a lagging replica's end would replay entries it already saw.
 func (s *Store) LastChangeSeq(ctx context.Context) (int64, error) {

@@ -323,6 +323,27 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]strata.C
 	return changes(ctx, s.reader, after, limit)
 }
 
+// PruneChanges implements strata.Store. It goes through the writer, as
+// every write does.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time, max int) (int, error) {
+	var n int64
+	_, err := s.Write(ctx, func(stx strata.Tx) error {
+		res, err := stx.(*tx).exec(ctx, pruneChangesSQL, max, strata.FormatDate(before))
+		if err != nil {
+			return translate(fmt.Errorf("prune change log: %w", err), nil)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// pruneChangesSQL deletes the oldest entries (at most ?1) older than ?2.
+// The inner LIMIT bounds the scan: entries are in time order, so once the
+// oldest are recent enough there is nothing further to find.
+const pruneChangesSQL = `DELETE FROM _changes WHERE seq IN (SELECT seq FROM _changes ORDER BY seq LIMIT ?1)
+	AND time < ?2 AND seq < (SELECT MAX(seq) FROM _changes)`
+
 // LastChangeSeq implements strata.Store.
 func (s *Store) LastChangeSeq(ctx context.Context) (int64, error) {
 	var seq int64

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/strata-run/strata"
 )
@@ -32,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"UniqueViolation", testUniqueViolation},
 		{"RollbackOnError", testRollback},
 		{"ChangeLog", testChangeLog},
+		{"PruneChanges", testPruneChanges},
 		{"Snapshot", testSnapshot},
 		{"Settings", testSettings},
 		{"SchemaMigrationKeepsData", testSchemaMigration},
@@ -513,5 +515,43 @@ func testConcurrentFailures(t *testing.T, s strata.Store) {
 		if chs[i].Seq != chs[i-1].Seq+1 {
 			t.Fatalf("gap in change log: %d then %d", chs[i-1].Seq, chs[i].Seq)
 		}
+	}
+}
+
+// testPruneChanges deletes old change-log entries in bounded batches, keeps
+// recent ones and never the newest, so that sequence numbers never go back.
+func testPruneChanges(t *testing.T, s strata.Store) {
+	ctx := context.Background()
+	people, _ := setup(t, s)
+	for i := range 5 {
+		mustWrite(t, s, func(tx strata.Tx) error { return tx.InsertRecord(ctx, rec(people, "id", fmt.Sprintf("p%d", i))) })
+	}
+	all, err := s.Changes(ctx, 0, 100)
+	if err != nil || len(all) != 5 {
+		t.Fatalf("changes: %v, %d", err, len(all))
+	}
+	last := all[4].Seq
+	// Nothing is older than an hour ago.
+	if n, err := s.PruneChanges(ctx, time.Now().Add(-time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("prune before an hour ago: %d, %v; want 0", n, err)
+	}
+	future := time.Now().Add(time.Hour)
+	if n, err := s.PruneChanges(ctx, future, 3); err != nil || n != 3 {
+		t.Fatalf("prune 3: %d, %v", n, err)
+	}
+	left, _ := s.Changes(ctx, 0, 100)
+	if len(left) != 2 || left[0].Seq != all[3].Seq {
+		t.Fatalf("after pruning 3 the log holds %+v, want the last 2", left)
+	}
+	// Everything is old enough, but the newest entry stays.
+	if n, err := s.PruneChanges(ctx, future, 100); err != nil || n != 1 {
+		t.Fatalf("prune the rest: %d, %v; want 1", n, err)
+	}
+	if seq, err := s.LastChangeSeq(ctx); err != nil || seq != last {
+		t.Fatalf("LastChangeSeq after pruning = %d, %v; want %d", seq, err, last)
+	}
+	ch := mustWrite(t, s, func(tx strata.Tx) error { return tx.InsertRecord(ctx, rec(people, "id", "p9")) })
+	if len(ch) != 1 || ch[0].Seq != last+1 {
+		t.Fatalf("the next entry after pruning has seq %+v, want %d", ch, last+1)
 	}
 }
