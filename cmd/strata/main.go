@@ -330,7 +330,16 @@ func (c *serveCommand) parse(args []string) error {
 	fs.Float64Var(&c.TraceSample, "trace-sample", c.TraceSample,
 		"fraction of new traces recorded, 0 to 1; a sampled traceparent from the caller is always followed (env STRATA_TRACE_SAMPLE)")
 	c.Store.register(fs)
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.ChangesRetention != 0 && c.ChangesRetention < time.Hour {
+		// Realtime resume reads back 15 minutes and a node's own position
+		// in the log may trail by seconds under load: shorter would lose
+		// events, not only expire cursors.
+		return errors.New("--changes-retention: want 0 (keep for ever) or at least 1h")
+	}
+	return nil
 }
 
 func (c *serveCommand) logger() *slog.Logger {
