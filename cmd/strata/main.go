@@ -461,9 +461,6 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	}
 	log.Info("strata serving", "addr", ln.Addr().String(), "dir", c.Store.Dir, "version", version)
 	fmt.Fprintf(c.stdout, "Server started at http://%s\n├─ REST API: http://%s/api/\n", ln.Addr(), ln.Addr())
-	if c.ready != nil {
-		c.ready <- ln.Addr().String()
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	followCtx, stopFollow := context.WithCancel(ctx)
@@ -474,6 +471,10 @@ func (c *serveCommand) Run(ctx context.Context) error {
 		go pruneChangeLog(followCtx, app, c.ChangesRetention, log)
 	}
 	handler.SetReady(true)
+	// Tests take this as "up": after SetReady, so /readyz already answers 200.
+	if c.ready != nil {
+		c.ready <- ln.Addr().String()
+	}
 	select {
 	case err := <-errc:
 		return err
