@@ -60,11 +60,11 @@ type ConcurrencyOptions struct {
 // last half minute, per priority (writes are slower than cached reads
 // without anything queueing), shrinks the limit when latency grows (work is
 // queueing inside the node) and grows it by about √limit while latency
-// stays near the baseline and the limit is in use. Requests over the limit wait in a short
-// queue, by priority, then are shed; once waiters start timing out (an
-// overload, not a burst) the queue is served newest first and newcomers
-// wait a tenth as long, so that the requests the node admits stay fast
-// while the others are refused early.
+// stays near the baseline and the limit is in use. Requests over the limit
+// wait in a short queue, by priority, then are shed; once waiters start
+// timing out (an overload, not a burst) the queue is served newest first
+// and newcomers wait a tenth as long, so that the requests the node admits
+// stay fast while the others are refused early.
 //
 // The baseline is a windowed minimum rather than a long-run average because
 // an average follows the latency up during a sustained overload and lets
