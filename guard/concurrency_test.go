@@ -141,25 +141,8 @@ func TestConcurrencyQueueIsBounded(t *testing.T) {
 
 func TestConcurrencyLimitFollowsLatency(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 20, MinLimit: 4, MaxLimit: 200, MaxWait: -1})
-	clock := time.Unix(0, 0)
-	c.now = func() time.Time { return clock }
-	ctx := context.Background()
-	// round runs the limit's worth of requests at once, each taking rtt.
-	round := func(rtt time.Duration) {
-		var ts []Ticket
-		for {
-			tk, ok := c.Acquire(ctx, PriorityRead)
-			if !ok {
-				break
-			}
-			ts = append(ts, tk)
-		}
-		clock = clock.Add(rtt)
-		for _, tk := range ts {
-			tk.Release()
-		}
-		clock = clock.Add(100 * time.Millisecond)
-	}
+	load := newRounds(c)
+	round := func(rtt time.Duration) { load.round(PriorityRead, rtt) }
 	for range 40 {
 		round(time.Millisecond)
 	}
@@ -227,28 +210,15 @@ func TestHugeMaxIsNoLimit(t *testing.T) {
 // to MaxLimit instead.
 func TestConcurrencySustainedOverloadDoesNotCreep(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 8, MinLimit: 2, MaxLimit: 1000, MaxWait: -1})
-	clock := time.Unix(0, 0)
-	c.now = func() time.Time { return clock }
-	ctx := context.Background()
+	load := newRounds(c)
 	var worst time.Duration
 	for round := range 3000 { // five simulated minutes
-		var ts []Ticket
-		for {
-			tk, ok := c.Acquire(ctx, PriorityRead)
-			if !ok {
-				break
-			}
-			ts = append(ts, tk)
-		}
+		ts := load.admit(PriorityRead)
 		rtt := time.Duration(max(1, float64(len(ts))/4) * float64(time.Millisecond))
 		if round > 300 {
 			worst = max(worst, rtt)
 		}
-		clock = clock.Add(rtt)
-		for _, tk := range ts {
-			tk.Release()
-		}
-		clock = clock.Add(100 * time.Millisecond)
+		load.finish(ts, rtt)
 	}
 	if l := c.Limit(); l > 32 {
 		t.Fatalf("limit crept to %d under a sustained overload; the node runs 4 at a time", l)
@@ -345,24 +315,7 @@ func (c *Concurrency) queuedLen() int {
 // queueing, it must.
 func TestConcurrencyWorkloadShiftIsNotOverload(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 40, MinLimit: 4, MaxLimit: 200, MaxWait: -1})
-	clock := time.Unix(0, 0)
-	c.now = func() time.Time { return clock }
-	ctx := context.Background()
-	round := func(p Priority, rtt time.Duration) {
-		var ts []Ticket
-		for {
-			tk, ok := c.Acquire(ctx, p)
-			if !ok {
-				break
-			}
-			ts = append(ts, tk)
-		}
-		clock = clock.Add(rtt)
-		for _, tk := range ts {
-			tk.Release()
-		}
-		clock = clock.Add(100 * time.Millisecond)
-	}
+	round := newRounds(c).round
 	for range 30 {
 		round(PriorityRead, time.Millisecond)
 	}
@@ -381,3 +334,40 @@ func TestConcurrencyWorkloadShiftIsNotOverload(t *testing.T) {
 		t.Fatalf("limit %d after write latency rose fivefold, want well below %d", l, grown)
 	}
 }
+
+// rounds drives a limiter on a fake clock: each round admits as many
+// requests as the limit takes, all at once, and releases them together.
+type rounds struct {
+	c     *Concurrency
+	clock time.Time
+}
+
+func newRounds(c *Concurrency) *rounds {
+	r := &rounds{c: c, clock: time.Unix(0, 0)}
+	c.now = func() time.Time { return r.clock }
+	return r
+}
+
+// admit acquires tickets of priority p until the limiter refuses one.
+func (r *rounds) admit(p Priority) []Ticket {
+	var ts []Ticket
+	for {
+		tk, ok := r.c.Acquire(context.Background(), p)
+		if !ok {
+			return ts
+		}
+		ts = append(ts, tk)
+	}
+}
+
+// finish releases ts rtt after they were admitted, then idles 100 ms.
+func (r *rounds) finish(ts []Ticket, rtt time.Duration) {
+	r.clock = r.clock.Add(rtt)
+	for _, tk := range ts {
+		tk.Release()
+	}
+	r.clock = r.clock.Add(100 * time.Millisecond)
+}
+
+// round runs the limit's worth of requests of priority p, each taking rtt.
+func (r *rounds) round(p Priority, rtt time.Duration) { r.finish(r.admit(p), rtt) }

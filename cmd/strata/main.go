@@ -466,9 +466,11 @@ func (c *serveCommand) Run(ctx context.Context) error {
 	followCtx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	go app.FollowChanges(followCtx, time.Second)
-	go pruneLogs(followCtx, handler, log)
+	go prune(followCtx, "request logs", time.Hour, log, handler.PruneLogs)
 	if c.ChangesRetention > 0 {
-		go pruneChangeLog(followCtx, app, c.ChangesRetention, log)
+		go prune(followCtx, "change log", 10*time.Minute, log, func(ctx context.Context) (int, error) {
+			return app.PruneChanges(ctx, time.Now().Add(-c.ChangesRetention))
+		})
 	}
 	handler.SetReady(true)
 	// Tests take this as "up": after SetReady, so /readyz already answers 200.
@@ -524,38 +526,20 @@ func newNodeID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// pruneLogs applies settings.logs.maxDays to the request log at start and
-// then hourly.
-func pruneLogs(ctx context.Context, h *api.Server, log *slog.Logger) {
-	t := time.NewTicker(time.Hour)
+// prune runs fn at start and then every every until ctx ends, logging what
+// it deleted. serve prunes the request log (settings.logs.maxDays, hourly)
+// and the change log (--changes-retention, every ten minutes; every node
+// may do it, deleting the same old entries twice is harmless).
+func prune[N int | int64](ctx context.Context, what string, every time.Duration, log *slog.Logger, fn func(context.Context) (N, error)) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if n, err := h.PruneLogs(ctx); err != nil {
-			log.Warn("prune request logs", "err", err)
-		} else if n > 0 {
-			log.Info("pruned request logs", "deleted", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// pruneChangeLog deletes change-log entries older than retention, now and
-// every ten minutes. Every node may run it: deleting the same old entries
-// twice is harmless.
-func pruneChangeLog(ctx context.Context, app *service.App, retention time.Duration, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		if n, err := app.PruneChanges(ctx, time.Now().Add(-retention)); err != nil {
+		if n, err := fn(ctx); err != nil {
 			if ctx.Err() == nil {
-				log.Warn("prune change log", "err", err)
+				log.Warn("prune "+what, "err", err)
 			}
 		} else if n > 0 {
-			log.Info("pruned change log", "deleted", n, "retention", retention)
+			log.Info("pruned "+what, "deleted", n)
 		}
 		select {
 		case <-ctx.Done():
