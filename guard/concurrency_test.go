@@ -32,8 +32,8 @@ func TestConcurrencyShedsListsBeforeWritesBeforeReads(t *testing.T) {
 	}
 	take(PriorityList, false) // lists may fill 70%
 	take(PriorityWrite, true)
-	take(PriorityWrite, false) // writes 85%
-	take(PriorityRead, true)
+	take(PriorityWrite, true)
+	take(PriorityWrite, false) // writes 85%, rounded to nearest
 	take(PriorityRead, true)
 	take(PriorityRead, false) // reads the whole limit
 	for range 100 {
@@ -96,7 +96,17 @@ func TestConcurrencyQueueServesHigherPriorityFirst(t *testing.T) {
 	waitQueued(2)
 	enqueue(PriorityRead)
 	waitQueued(3)
+	// One slot frees: the read takes it. (Freeing both at once would let
+	// the write in alongside it, in either order.)
 	a.Release()
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+	}
 	b.Release()
 	wg.Wait()
 	want := []Priority{PriorityRead, PriorityWrite, PriorityList}
@@ -371,3 +381,57 @@ func (r *rounds) finish(ts []Ticket, rtt time.Duration) {
 
 // round runs the limit's worth of requests of priority p, each taking rtt.
 func (r *rounds) round(p Priority, rtt time.Duration) { r.finish(r.admit(p), rtt) }
+
+// cpuBound is a node with cores cores and a 1 ms request: latency grows
+// with the work in flight beyond the cores.
+func cpuBound(inFlight, cores int) time.Duration {
+	return time.Duration(max(1, float64(inFlight)/float64(cores)) * float64(time.Millisecond))
+}
+
+// A fresh node sent straight into a load that always fills its limit (an
+// autoscaled node joins exactly when load is high) must still learn what
+// its latency is unloaded: started at 32 its first window would measure
+// 8 ms on four cores, take that for normal and keep 32 or more in flight
+// for good.
+func TestConcurrencyColdStartIntoOverload(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{MaxWait: -1})
+	load := newRounds(c)
+	var worst time.Duration
+	for round := range 600 {
+		ts := load.admit(PriorityRead)
+		rtt := cpuBound(len(ts), 4)
+		if round > 100 {
+			worst = max(worst, rtt)
+		}
+		load.finish(ts, rtt)
+	}
+	if l := c.Limit(); l > 16 {
+		t.Fatalf("limit %d after a cold start into overload; four cores run 4 at a time", l)
+	}
+	if worst > 5*time.Millisecond {
+		t.Fatalf("latency reached %v after a cold start into overload; unloaded it is 1ms", worst)
+	}
+}
+
+// Under a load that always fills the limit, latency must settle within
+// the tolerance (1.25 × 1 ms + 2 ms slack here), not above it: a limiter
+// that keeps growing by √limit while latency is already over tolerance
+// settles where the shrinking and the growth cancel, a third higher.
+func TestConcurrencySettlesWithinTolerance(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 2, MinLimit: 2, MaxWait: -1})
+	load := newRounds(c)
+	var sum time.Duration
+	var n int
+	for round := range 3000 {
+		ts := load.admit(PriorityRead)
+		rtt := cpuBound(len(ts), 4)
+		if round >= 500 {
+			sum += rtt
+			n++
+		}
+		load.finish(ts, rtt)
+	}
+	if mean, tolerated := sum/time.Duration(n), 3250*time.Microsecond; mean > tolerated*23/20 {
+		t.Fatalf("mean latency %v under a sustained overload, want near the tolerated %v", mean, tolerated)
+	}
+}
