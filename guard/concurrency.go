@@ -65,8 +65,9 @@ type ConcurrencyOptions struct {
 // TCP starts a connection, so that its first baselines are measured with
 // little in flight even when it starts under a spike. Requests over the limit
 // wait in a short queue, by priority, then are shed; once waiters start
-// timing out (an overload, not a burst) the queue is served newest first
-// and newcomers wait a tenth as long, so that the requests the node admits
+// timing out, or more queue than the node can start within the wait (an
+// overload, not a burst), the queue is served newest first and newcomers
+// wait a tenth as long for a while, so that the requests the node admits
 // stay fast while the others are refused early.
 //
 // The baseline is a windowed minimum rather than a long-run average because
@@ -95,12 +96,25 @@ type Concurrency struct {
 	queue     [PriorityCritical][]*waiter
 	queued    int
 
-	// timedOut is the last time a queued request waited all of MaxWait
-	// and was shed. Within overloadFor of it the node is overloaded (a
-	// burst drains before anyone times out) and serves its queue newest
-	// first: in an overload the oldest waiters will time out anyway, and
-	// serving the newest keeps the admitted fast (adaptive LIFO).
-	timedOut time.Time
+	// An overload episode starts when a queued request waits all of
+	// MaxWait and is shed, or when more requests queue than the node
+	// can start within MaxWait (a burst drains before that). Until
+	// overUntil the node serves its queue newest first: in an overload
+	// the oldest waiters will time out anyway, and serving the newest
+	// keeps the admitted fast (adaptive LIFO). An episode is not
+	// extended by the short waits it sheds: clients that retry at once
+	// would keep those timing out, and the node "overloaded", for as
+	// long as they retry, although a FIFO queue would serve them all in
+	// time. When it ends the queue is FIFO again, which tests whether
+	// the overload is still there; an episode that starts within
+	// overloadFor of the last one's end lasts twice as long, up to
+	// maxOverload, so that a lasting overload is tested rarely.
+	overUntil time.Time
+	overLen   time.Duration
+	// meanLat is a moving average of the latency of admitted requests
+	// (seconds): limit ÷ meanLat is how many requests the node starts
+	// per second when it is at its limit.
+	meanLat float64
 
 	// gradient state: one window of samples at a time. Each priority
 	// has its own baseline, the minimum window average of its requests in
@@ -125,9 +139,10 @@ const (
 	// baseEpochs × baseEpoch is how long a latency stays the baseline.
 	baseEpochs   = 3
 	baseEpochLen = 10 * time.Second
-	// overloadFor is how long after a queue timeout the queue stays
-	// newest-first.
+	// overloadFor is how long an overload episode lasts at first, and
+	// maxOverload the longest it grows to while the overload lasts.
 	overloadFor = time.Second
+	maxOverload = 8 * time.Second
 	// slack is latency the limit tolerates above Tolerance × baseline
 	// before it shrinks: with a sub-millisecond baseline, a ratio alone
 	// would treat a millisecond of scheduling noise as queueing.
@@ -250,6 +265,11 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 		return Ticket{c: c, start: now, p: p}, true
 	}
 	wait := c.opts.MaxWait
+	if wait > 0 && !c.overloaded(now) && c.meanLat > 0 && float64(c.queued+1) > c.limit/c.meanLat*wait.Seconds() {
+		// More are queued than the node can start within MaxWait: they
+		// would time out; do not make them wait for it.
+		c.startOverload(now)
+	}
 	if wait > 0 && c.overloaded(now) {
 		// Served newest first, a newcomer that gets no slot soon will
 		// not get one: let it go early and free its connection.
@@ -278,8 +298,8 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	c.mu.Lock()
 	if !w.granted {
 		c.remove(p, w)
-		if ctx.Err() == nil {
-			c.timedOut = end
+		if ctx.Err() == nil && wait == c.opts.MaxWait && !c.overloaded(end) {
+			c.startOverload(end)
 		}
 	}
 	c.mu.Unlock()
@@ -319,11 +339,23 @@ func (t Ticket) Release() {
 	c.mu.Unlock()
 }
 
-// dispatch admits queued requests while there is room for them.
-// overloaded reports whether a queued request timed out recently.
+// overloaded reports whether an overload episode is on.
 func (c *Concurrency) overloaded(now time.Time) bool {
-	return !c.timedOut.IsZero() && now.Sub(c.timedOut) < overloadFor
+	return now.Before(c.overUntil)
 }
+
+// startOverload starts an overload episode, twice as long as the last if
+// that one ended less than overloadFor ago.
+func (c *Concurrency) startOverload(now time.Time) {
+	if c.overUntil.IsZero() || now.Sub(c.overUntil) > overloadFor {
+		c.overLen = overloadFor
+	} else {
+		c.overLen = min(2*c.overLen, maxOverload)
+	}
+	c.overUntil = now.Add(c.overLen)
+}
+
+// dispatch admits queued requests while there is room for them.
 
 func (c *Concurrency) dispatch() {
 	lifo := c.overloaded(c.now())
@@ -371,6 +403,15 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration, p Priority) {
 	}
 	sums, counts, maxIn := c.winSum, c.winN, c.winMaxIn
 	c.winStart, c.winSum, c.winN, c.winMaxIn = now, [PriorityCritical]float64{}, [PriorityCritical]int{}, 0
+	var sum float64
+	for _, v := range sums {
+		sum += v
+	}
+	if c.meanLat == 0 {
+		c.meanLat = sum / float64(n)
+	} else {
+		c.meanLat = 0.7*c.meanLat + 0.3*sum/float64(n)
+	}
 	switch n := int(now.Sub(c.baseEpoch) / baseEpochLen); {
 	case n > 0 && c.overloaded(now):
 		// An overload must not become the new normal: while requests

@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,5 +434,56 @@ func TestConcurrencySettlesWithinTolerance(t *testing.T) {
 	}
 	if mean, tolerated := sum/time.Duration(n), 3250*time.Microsecond; mean > tolerated*23/20 {
 		t.Fatalf("mean latency %v under a sustained overload, want near the tolerated %v", mean, tolerated)
+	}
+}
+
+// Clients that retry a 503 at once (a closed loop: wrk, a retrying SDK)
+// must not keep the node in overload after a stall has passed. A stall
+// times waiters out and starts an overload episode; from then on each
+// refused client comes straight back, and if the short waits of the
+// episode could extend it, their timeouts would keep it going for as long
+// as the clients retry, although a FIFO queue serves them all in time (20
+// clients, 2 slots of 2 ms: 20 ms, against 50 ms of MaxWait).
+func TestConcurrencyRetryingClientsDoNotSustainOverload(t *testing.T) {
+	c := fixedLimit(2, 50*time.Millisecond)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	start := time.Now()
+	// The stall: both slots held for 300 ms.
+	a, _ := c.Acquire(ctx, PriorityRead)
+	b, _ := c.Acquire(ctx, PriorityRead)
+	time.AfterFunc(300*time.Millisecond, func() { a.Release(); b.Release() })
+
+	var early, late atomic.Int64 // refusals in the first second, and from 2 s on
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				tk, ok := c.Acquire(ctx, PriorityRead)
+				if !ok {
+					if ctx.Err() != nil {
+						return // the test is over
+					}
+					switch since := time.Since(start); {
+					case since < time.Second:
+						early.Add(1)
+					case since > 2*time.Second:
+						late.Add(1)
+					}
+					continue
+				}
+				time.Sleep(2 * time.Millisecond)
+				tk.Release()
+			}
+		})
+	}
+	time.Sleep(3 * time.Second)
+	stop()
+	wg.Wait()
+	if early.Load() == 0 {
+		t.Fatal("nothing refused during and after the stall: the test did not start an overload")
+	}
+	if n := late.Load(); n > 0 {
+		t.Fatalf("%d requests refused 2-3 s after a 300 ms stall, with a queue that drains in 20 ms", n)
 	}
 }
