@@ -355,8 +355,8 @@ func (c *Concurrency) startOverload(now time.Time) {
 	c.overUntil = now.Add(c.overLen)
 }
 
-// dispatch admits queued requests while there is room for them.
-
+// dispatch admits queued requests while there is room for them, newest
+// first during an overload episode.
 func (c *Concurrency) dispatch() {
 	lifo := c.overloaded(c.now())
 	for p := PriorityCritical - 1; ; p-- {
@@ -414,8 +414,8 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration, p Priority) {
 	}
 	switch n := int(now.Sub(c.baseEpoch) / baseEpochLen); {
 	case n > 0 && c.overloaded(now):
-		// An overload must not become the new normal: while requests
-		// time out the baselines keep what they saw before.
+		// An overload must not become the new normal: during an
+		// episode the baselines keep what they saw before.
 		c.baseEpoch = now
 	case n >= baseEpochs:
 		c.baseMin, c.baseEpoch = [PriorityCritical][baseEpochs]float64{}, now

@@ -442,10 +442,10 @@ func TestConcurrencySettlesWithinTolerance(t *testing.T) {
 // times waiters out and starts an overload episode; from then on each
 // refused client comes straight back, and if the short waits of the
 // episode could extend it, their timeouts would keep it going for as long
-// as the clients retry, although a FIFO queue serves them all in time (20
-// clients, 2 slots of 2 ms: 20 ms, against 50 ms of MaxWait).
+// as the clients retry, although a FIFO queue serves them all in time (10
+// clients, 2 slots of 2 ms: 10 ms, against 100 ms of MaxWait).
 func TestConcurrencyRetryingClientsDoNotSustainOverload(t *testing.T) {
-	c := fixedLimit(2, 50*time.Millisecond)
+	c := fixedLimit(2, 100*time.Millisecond)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	start := time.Now()
@@ -456,7 +456,7 @@ func TestConcurrencyRetryingClientsDoNotSustainOverload(t *testing.T) {
 
 	var early, late atomic.Int64 // refusals in the first second, and from 2 s on
 	var wg sync.WaitGroup
-	for range 20 {
+	for range 10 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				tk, ok := c.Acquire(ctx, PriorityRead)
@@ -484,6 +484,6 @@ func TestConcurrencyRetryingClientsDoNotSustainOverload(t *testing.T) {
 		t.Fatal("nothing refused during and after the stall: the test did not start an overload")
 	}
 	if n := late.Load(); n > 0 {
-		t.Fatalf("%d requests refused 2-3 s after a 300 ms stall, with a queue that drains in 20 ms", n)
+		t.Fatalf("%d requests refused 2-3 s after a 300 ms stall, with a queue that drains in 10 ms", n)
 	}
 }
