@@ -111,6 +111,17 @@ type Concurrency struct {
 	// maxOverload, so that a lasting overload is tested rarely.
 	overUntil time.Time
 	overLen   time.Duration
+	// probe is the window count left of a baseline probe (0: none):
+	// during an overload the limit keeps the node busy at whatever
+	// latency its baseline allows, so a baseline learned too high (a
+	// node that started cold, under a flood) is never corrected by
+	// what the node sees. At most every probeEvery, after a window in
+	// which it shed requests, the node runs at its floor for two
+	// windows, one to drain and one to measure, as BBR probes for the
+	// round-trip time. Refusing anyway, it loses little by it.
+	probe     int
+	lastProbe time.Time
+	shedWin   bool // a request was shed in the current window
 	// meanLat is a moving average of the latency of admitted requests
 	// (seconds): limit ÷ meanLat is how many requests the node starts
 	// per second when it is at its limit.
@@ -143,6 +154,7 @@ const (
 	// maxOverload the longest it grows to while the overload lasts.
 	overloadFor = time.Second
 	maxOverload = 8 * time.Second
+	probeEvery  = 10 * time.Second
 	// slack is latency the limit tolerates above Tolerance × baseline
 	// before it shrinks: with a sub-millisecond baseline, a ratio alone
 	// would treat a millisecond of scheduling noise as queueing.
@@ -180,7 +192,9 @@ func NewConcurrency(opts ConcurrencyOptions) *Concurrency {
 	c := &Concurrency{opts: opts, now: time.Now, slowStart: true,
 		limit: math.Min(math.Max(float64(opts.InitialLimit), float64(opts.MinLimit)), float64(opts.MaxLimit))}
 	c.winStart = c.now()
-	c.baseEpoch = c.winStart
+	// The first probe may come 2 s after the start: a node started
+	// under a flood is the one whose baseline is most likely wrong.
+	c.baseEpoch, c.lastProbe = c.winStart, c.winStart.Add(2*time.Second-probeEvery)
 	c.limitGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "strata", Subsystem: "guard", Name: "concurrency_limit",
 		Help: "The adaptive concurrency limit of this node right now.",
@@ -236,7 +250,11 @@ type Ticket struct {
 // node with two cores two lists leave a core idle whenever one of them
 // writes its response or waits for a connection.
 func (c *Concurrency) threshold(p Priority) int {
-	return max(1, int(c.limit*share[p]+0.5))
+	limit := c.limit
+	if c.probe > 0 {
+		limit = float64(c.opts.MinLimit)
+	}
+	return max(1, int(limit*share[p]+0.5))
 }
 
 // waitingAtOrAbove reports whether a request of priority p or higher is
@@ -276,6 +294,7 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 		wait /= 10
 	}
 	if wait < 0 || c.queued >= c.opts.MaxQueue {
+		c.shedWin = true
 		c.mu.Unlock()
 		c.shedCount[p].Inc()
 		c.queueWait.Observe(0)
@@ -298,6 +317,7 @@ func (c *Concurrency) Acquire(ctx context.Context, p Priority) (Ticket, bool) {
 	c.mu.Lock()
 	if !w.granted {
 		c.remove(p, w)
+		c.shedWin = true
 		if ctx.Err() == nil && wait == c.opts.MaxWait && !c.overloaded(end) {
 			c.startOverload(end)
 		}
@@ -401,8 +421,8 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration, p Priority) {
 	if n < 64 && (n < 8 || now.Sub(c.winStart) < 100*time.Millisecond) {
 		return
 	}
-	sums, counts, maxIn := c.winSum, c.winN, c.winMaxIn
-	c.winStart, c.winSum, c.winN, c.winMaxIn = now, [PriorityCritical]float64{}, [PriorityCritical]int{}, 0
+	sums, counts, maxIn, shed := c.winSum, c.winN, c.winMaxIn, c.shedWin
+	c.winStart, c.winSum, c.winN, c.winMaxIn, c.shedWin = now, [PriorityCritical]float64{}, [PriorityCritical]int{}, 0, false
 	var sum float64
 	for _, v := range sums {
 		sum += v
@@ -451,6 +471,18 @@ func (c *Concurrency) sample(now time.Time, rtt time.Duration, p Priority) {
 		g := math.Max(0.5, math.Min(1, (c.opts.Tolerance*b+slack.Seconds())/short))
 		weighted += g * float64(counts[q])
 		total += counts[q]
+	}
+	switch {
+	case c.probe > 0:
+		// A probe window: its latency is the floor's, not the limit's.
+		if c.probe--; c.probe == 0 {
+			c.lastProbe = now
+			c.dispatch()
+		}
+		return
+	case shed && now.Sub(c.lastProbe) >= probeEvery && c.limit >= 1.5*float64(c.opts.MinLimit):
+		c.probe = 2
+		return
 	}
 	// A node using less than half its limit says nothing about whether a
 	// larger one would be safe.

@@ -356,6 +356,8 @@ type rounds struct {
 func newRounds(c *Concurrency) *rounds {
 	r := &rounds{c: c, clock: time.Unix(0, 0)}
 	c.now = func() time.Time { return r.clock }
+	// Restart the limiter's timekeeping on the fake clock.
+	c.winStart, c.baseEpoch, c.lastProbe = r.clock, r.clock, r.clock.Add(2*time.Second-probeEvery)
 	return r
 }
 
@@ -485,5 +487,31 @@ func TestConcurrencyRetryingClientsDoNotSustainOverload(t *testing.T) {
 	}
 	if n := late.Load(); n > 0 {
 		t.Fatalf("%d requests refused 2-3 s after a 300 ms stall, with a queue that drains in 10 ms", n)
+	}
+}
+
+// A node whose first seconds are slow (cold caches, a flood at start) must
+// not keep their latency as its baseline for good: the limit keeps it busy
+// at whatever latency the baseline allows, so only a probe at the floor
+// can show it that it got faster.
+func TestConcurrencyRelearnsBaselineUnderOverload(t *testing.T) {
+	c := NewConcurrency(ConcurrencyOptions{MaxWait: -1})
+	load := newRounds(c)
+	var sum time.Duration
+	var n int
+	for round := range 1200 { // about two simulated minutes
+		ts := load.admit(PriorityRead)
+		rtt := cpuBound(len(ts), 4)
+		if round < 30 {
+			rtt *= 3 // cold
+		}
+		if round >= 1000 {
+			sum += rtt
+			n++
+		}
+		load.finish(ts, rtt)
+	}
+	if mean, tolerated := sum/time.Duration(n), 3250*time.Microsecond; mean > tolerated*23/20 {
+		t.Fatalf("mean latency %v long after a cold start, want near the %v tolerated over the warm 1ms", mean, tolerated)
 	}
 }
