@@ -357,7 +357,7 @@ func newRounds(c *Concurrency) *rounds {
 	r := &rounds{c: c, clock: time.Unix(0, 0)}
 	c.now = func() time.Time { return r.clock }
 	// Restart the limiter's timekeeping on the fake clock.
-	c.winStart, c.baseEpoch, c.lastProbe = r.clock, r.clock, r.clock.Add(2*time.Second-probeEvery)
+	c.winStart, c.baseEpoch, c.nextProbe = r.clock, r.clock, r.clock.Add(2*time.Second)
 	return r
 }
 
