@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,16 +222,8 @@ func TestHugeMaxIsNoLimit(t *testing.T) {
 // to MaxLimit instead.
 func TestConcurrencySustainedOverloadDoesNotCreep(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 8, MinLimit: 2, MaxLimit: 1000, MaxWait: -1})
-	load := newRounds(c)
-	var worst time.Duration
-	for round := range 3000 { // five simulated minutes
-		ts := load.admit(PriorityRead)
-		rtt := time.Duration(max(1, float64(len(ts))/4) * float64(time.Millisecond))
-		if round > 300 {
-			worst = max(worst, rtt)
-		}
-		load.finish(ts, rtt)
-	}
+	lat := newRounds(c).overload(3000, func(_, n int) time.Duration { return cpuBound(n, 4) }) // five simulated minutes
+	worst := slices.Max(lat[301:])
 	if l := c.Limit(); l > 32 {
 		t.Fatalf("limit crept to %d under a sustained overload; the node runs 4 at a time", l)
 	}
@@ -385,6 +378,26 @@ func (r *rounds) finish(ts []Ticket, rtt time.Duration) {
 // round runs the limit's worth of requests of priority p, each taking rtt.
 func (r *rounds) round(p Priority, rtt time.Duration) { r.finish(r.admit(p), rtt) }
 
+// overload runs n rounds of reads that always fill the limit, each taking
+// rtt(round, requests admitted), and returns each round's latency.
+func (r *rounds) overload(n int, rtt func(round, inFlight int) time.Duration) []time.Duration {
+	lat := make([]time.Duration, n)
+	for i := range n {
+		ts := r.admit(PriorityRead)
+		lat[i] = rtt(i, len(ts))
+		r.finish(ts, lat[i])
+	}
+	return lat
+}
+
+func meanOf(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
+}
+
 // cpuBound is a node with cores cores and a 1 ms request: latency grows
 // with the work in flight beyond the cores.
 func cpuBound(inFlight, cores int) time.Duration {
@@ -398,16 +411,8 @@ func cpuBound(inFlight, cores int) time.Duration {
 // for good.
 func TestConcurrencyColdStartIntoOverload(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{MaxWait: -1})
-	load := newRounds(c)
-	var worst time.Duration
-	for round := range 600 {
-		ts := load.admit(PriorityRead)
-		rtt := cpuBound(len(ts), 4)
-		if round > 100 {
-			worst = max(worst, rtt)
-		}
-		load.finish(ts, rtt)
-	}
+	lat := newRounds(c).overload(600, func(_, n int) time.Duration { return cpuBound(n, 4) })
+	worst := slices.Max(lat[101:])
 	if l := c.Limit(); l > 16 {
 		t.Fatalf("limit %d after a cold start into overload; four cores run 4 at a time", l)
 	}
@@ -422,19 +427,8 @@ func TestConcurrencyColdStartIntoOverload(t *testing.T) {
 // settles where the shrinking and the growth cancel, a third higher.
 func TestConcurrencySettlesWithinTolerance(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{InitialLimit: 2, MinLimit: 2, MaxWait: -1})
-	load := newRounds(c)
-	var sum time.Duration
-	var n int
-	for round := range 3000 {
-		ts := load.admit(PriorityRead)
-		rtt := cpuBound(len(ts), 4)
-		if round >= 500 {
-			sum += rtt
-			n++
-		}
-		load.finish(ts, rtt)
-	}
-	if mean, tolerated := sum/time.Duration(n), 3250*time.Microsecond; mean > tolerated*23/20 {
+	lat := newRounds(c).overload(3000, func(_, n int) time.Duration { return cpuBound(n, 4) })
+	if mean, tolerated := meanOf(lat[500:]), 3250*time.Microsecond; mean > tolerated*23/20 {
 		t.Fatalf("mean latency %v under a sustained overload, want near the tolerated %v", mean, tolerated)
 	}
 }
@@ -496,22 +490,13 @@ func TestConcurrencyRetryingClientsDoNotSustainOverload(t *testing.T) {
 // can show it that it got faster.
 func TestConcurrencyRelearnsBaselineUnderOverload(t *testing.T) {
 	c := NewConcurrency(ConcurrencyOptions{MaxWait: -1})
-	load := newRounds(c)
-	var sum time.Duration
-	var n int
-	for round := range 1200 { // about two simulated minutes
-		ts := load.admit(PriorityRead)
-		rtt := cpuBound(len(ts), 4)
+	lat := newRounds(c).overload(1200, func(round, n int) time.Duration { // about two simulated minutes
 		if round < 30 {
-			rtt *= 3 // cold
+			return 3 * cpuBound(n, 4) // cold
 		}
-		if round >= 1000 {
-			sum += rtt
-			n++
-		}
-		load.finish(ts, rtt)
-	}
-	if mean, tolerated := sum/time.Duration(n), 3250*time.Microsecond; mean > tolerated*23/20 {
+		return cpuBound(n, 4)
+	})
+	if mean, tolerated := meanOf(lat[1000:]), 3250*time.Microsecond; mean > tolerated*23/20 {
 		t.Fatalf("mean latency %v long after a cold start, want near the %v tolerated over the warm 1ms", mean, tolerated)
 	}
 }
