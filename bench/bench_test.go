@@ -171,16 +171,18 @@ func TestRunAgainstStrata(t *testing.T) {
 	}
 }
 
-// TestRealtimeFanout runs the realtime scenario briefly: every subscriber
-// must get every create exactly once, and the delivery numbers must reach
-// the JSON, the summary, the HTML report and the comparison.
 // A short spike run: the phases, counts and timeline add up (no
 // performance is asserted: that lives in docs/benchmarks.md).
 func TestSpikeAgainstStrata(t *testing.T) {
 	url := startStrata(t)
+	// A CPU clock that advances one second per reading: each phase, read
+	// at its start and end, must report about one core (its length is
+	// measured between the readings, so not exactly a second).
+	var reads float64
 	res, err := bench.Spike(context.Background(), bench.SpikeConfig{
 		URL: url, Email: "bench@strata.test", Password: "bench-pass-123", Records: 200,
 		Steps: []float64{0.5, 2}, StepDuration: time.Second, Recovery: time.Second, Capacity: 100,
+		CPU: func() (float64, float64) { reads++; return reads, 2 * reads },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +198,9 @@ func TestSpikeAgainstStrata(t *testing.T) {
 		if ph.Offered != ph.Multiple*100 {
 			t.Errorf("phase %s offered %v", ph.Name, ph.Offered)
 		}
+		if ph.ServerCores < 0.9 || ph.ServerCores > 1.1 || ph.GeneratorCores != 2*ph.ServerCores {
+			t.Errorf("phase %s: cores %v server, %v generator; want ~1 and twice that", ph.Name, ph.ServerCores, ph.GeneratorCores)
+		}
 		ok += ph.OK
 	}
 	var ticks int64
@@ -210,6 +215,9 @@ func TestSpikeAgainstStrata(t *testing.T) {
 	}
 }
 
+// TestRealtimeFanout runs the realtime scenario briefly: every subscriber
+// must get every create exactly once, and the delivery numbers must reach
+// the JSON, the summary, the HTML report and the comparison.
 func TestRealtimeFanout(t *testing.T) {
 	url := startStrata(t)
 	var progress bytes.Buffer

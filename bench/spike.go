@@ -43,7 +43,11 @@ type SpikeConfig struct {
 	Timeout             time.Duration // client timeout per request (default 10s)
 	// Sample, when set, is called every second; its value (e.g. the
 	// server's RSS in bytes) is kept per second and per phase.
-	Sample   func() int64
+	Sample func() int64
+	// CPU, when set, returns the CPU seconds used so far by the server
+	// and by the generator; each phase reports the cores each used. On
+	// shared cores this is where the refusals of a spike show their price.
+	CPU      func() (server, generator float64)
 	Progress io.Writer
 	Client   *http.Client
 }
@@ -81,6 +85,10 @@ type SpikePhase struct {
 	P99      float64 `json:"p99"`
 	Max      float64 `json:"max"`
 	PeakRSS  int64   `json:"peakRSS,omitempty"`
+	// Cores used by the server and by the generator during the phase
+	// (CPU seconds per second; set when SpikeConfig.CPU is).
+	ServerCores    float64 `json:"serverCores,omitempty"`
+	GeneratorCores float64 `json:"generatorCores,omitempty"`
 }
 
 // SpikeTick is one second of the run.
@@ -280,6 +288,21 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 	}
 	rnd := rand.New(rand.NewPCG(1, uint64(rec.start.UnixNano())))
 	segStart := rec.start
+	// CPU is read at each phase boundary, and divided by the time between
+	// the readings: when the generator falls behind (every connection
+	// busy), a phase ends late.
+	type cpuMark struct {
+		at                time.Time
+		server, generator float64
+	}
+	cpu := make([]cpuMark, len(segs)+1)
+	markCPU := func(i int) {
+		if cfg.CPU != nil {
+			cpu[i].at = time.Now()
+			cpu[i].server, cpu[i].generator = cfg.CPU()
+		}
+	}
+	markCPU(0)
 	for i, s := range segs {
 		cur.Store(int32(i))
 		p := Pacer{Rate: s.multiple * cfg.Capacity}
@@ -302,6 +325,7 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 		if d := time.Until(segStart); d > 0 {
 			time.Sleep(d)
 		}
+		markCPU(i + 1)
 	}
 	close(jobs)
 	wg.Wait()
@@ -317,6 +341,10 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 			Name: s.name, Multiple: s.multiple, Offered: s.multiple * cfg.Capacity, Seconds: s.dur.Seconds(),
 			Sent: pr.sent, OK: pr.ok, Good: pr.good, Rejected: pr.rejected, Errors: pr.errs, Missed: pr.mis,
 			Goodput: float64(pr.good) / s.dur.Seconds(), PeakRSS: pr.peak,
+		}
+		if el := cpu[i+1].at.Sub(cpu[i].at).Seconds(); cfg.CPU != nil && el > 0 {
+			ph.ServerCores = (cpu[i+1].server - cpu[i].server) / el
+			ph.GeneratorCores = (cpu[i+1].generator - cpu[i].generator) / el
 		}
 		if pr.ok > 0 {
 			ph.P50, ph.P99, ph.Max = ms(pr.h.ValueAtQuantile(50)), ms(pr.h.ValueAtQuantile(99)), ms(pr.h.Max())

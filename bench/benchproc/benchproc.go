@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -111,6 +112,14 @@ func (p *Proc) CPU() float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100 // clock ticks (USER_HZ = 100)
+}
+
+// SelfCPU is this process's user plus system CPU time so far, in seconds:
+// a load generator on the server's cores reports what it took from them.
+func SelfCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 var statusLine = map[string]*regexp.Regexp{

@@ -114,7 +114,7 @@ func main() {
 
 	// Creates at a fixed rate, each stamped just before its request.
 	cpu0, wall0 := srv.CPU(), time.Now()
-	self0 := selfCPU()
+	self0 := benchproc.SelfCPU()
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
 	n := 0
 	end := time.Now().Add(*duration)
@@ -155,7 +155,7 @@ func main() {
 	}
 	wall := time.Since(wall0).Seconds()
 	cpu := srv.CPU() - cpu0
-	self := selfCPU() - self0
+	self := benchproc.SelfCPU() - self0
 	time.Sleep(500 * time.Millisecond) // late duplicates would show now
 
 	missing, dup, leaked := 0, 0, 0
@@ -313,12 +313,6 @@ func (c *client) read(br *bufio.Reader) {
 		}
 		c.mu.Unlock()
 	}
-}
-
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // raiseNoFile lifts the soft open-file limit to the hard one: every

@@ -69,6 +69,7 @@ func main() {
 			URL: p.URL(), Email: benchproc.Email, Password: benchproc.Password,
 			Scenario: *scenario, Steps: steps, Records: *records, StepDuration: *step, Recovery: *recoveryDur,
 			Objective: *objective, Capacity: capacity, Connections: *conns, Sample: p.RSS, Progress: os.Stderr,
+			CPU: func() (float64, float64) { return p.CPU(), benchproc.SelfCPU() },
 		})
 		p.Stop()
 		if err != nil {
@@ -90,12 +91,12 @@ func main() {
 func printResult(mode string, r *bench.SpikeResult) {
 	fmt.Printf("\n### %s — scenario %s, capacity %.0f req/s, objective %.0f ms, unloaded p99 %.2f ms\n\n",
 		mode, r.Scenario, r.Capacity, r.ObjectiveMs, r.UnloadedP99)
-	fmt.Println("| phase | offered/s | goodput/s | goodput / peak | 2xx | refused (503/429) | errors | missed | p50 2xx | p99 2xx | p99 / unloaded | peak RSS |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| phase | offered/s | goodput/s | goodput / peak | 2xx | refused (503/429) | errors | missed | p50 2xx | p99 2xx | p99 / unloaded | peak RSS | CPU: server | CPU: generator |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, ph := range r.Phases {
-		fmt.Printf("| %s | %.0f | %.0f | %.2f | %d | %d | %d | %d | %.2f ms | %.2f ms | %.2f | %d MB |\n",
+		fmt.Printf("| %s | %.0f | %.0f | %.2f | %d | %d | %d | %d | %.2f ms | %.2f ms | %.2f | %d MB | %.0f%% | %.0f%% |\n",
 			ph.Name, ph.Offered, ph.Goodput, ph.Goodput/r.PeakGoodput, ph.OK, ph.Rejected, ph.Errors, ph.Missed,
-			ph.P50, ph.P99, ph.P99/r.UnloadedP99, ph.PeakRSS>>20)
+			ph.P50, ph.P99, ph.P99/r.UnloadedP99, ph.PeakRSS>>20, 100*ph.ServerCores, 100*ph.GeneratorCores)
 	}
 	rec := "never (within the recovery phase)"
 	if r.RecoverySeconds >= 0 {
