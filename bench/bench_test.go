@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,8 +172,9 @@ func TestRunAgainstStrata(t *testing.T) {
 	}
 }
 
-// A short spike run: the phases, counts and timeline add up (no
-// performance is asserted: that lives in docs/benchmarks.md).
+// A short spike run in two rounds: each phase holds both rounds' totals,
+// and the counts, the timeline and the recoveries add up (no performance
+// is asserted: that lives in docs/benchmarks.md).
 func TestSpikeAgainstStrata(t *testing.T) {
 	url := startStrata(t)
 	// A CPU clock that advances one second per reading: each phase, read
@@ -181,17 +183,27 @@ func TestSpikeAgainstStrata(t *testing.T) {
 	var reads float64
 	res, err := bench.Spike(context.Background(), bench.SpikeConfig{
 		URL: url, Email: "bench@strata.test", Password: "bench-pass-123", Records: 200,
-		Steps: []float64{0.5, 2}, StepDuration: time.Second, Recovery: time.Second, Capacity: 100,
+		Steps: []float64{0.5, 2}, StepDuration: time.Second, Recovery: time.Second, Capacity: 100, Rounds: 2,
 		CPU: func() (float64, float64) { reads++; return reads, 2 * reads },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Phases) != 3 || res.Phases[2].Name != "recovery 0.5x" {
+	if len(res.Phases) != 3 || res.Phases[2].Name != "recovery 0.5x" || res.Rounds != 2 {
 		t.Fatalf("phases: %+v", res.Phases)
+	}
+	if reads != 7 {
+		t.Errorf("CPU read %v times, want once before the run and after each of its 6 segments", reads)
 	}
 	var ok int64
 	for _, ph := range res.Phases {
+		// Both rounds of a phase: its offered load for 1 s, twice.
+		if want := int64(2 * ph.Multiple * 100); ph.Seconds != 2 || ph.Sent != want {
+			t.Errorf("phase %s: %v s, sent %d, want 2 s and %d", ph.Name, ph.Seconds, ph.Sent, want)
+		}
+		if len(ph.RoundGoodput) != 2 || ph.Goodput != (ph.RoundGoodput[0]+ph.RoundGoodput[1])/2 {
+			t.Errorf("phase %s: goodput %v, by round %v", ph.Name, ph.Goodput, ph.RoundGoodput)
+		}
 		if ph.Sent == 0 || ph.OK+ph.Rejected+ph.Errors+ph.Missed != ph.Sent {
 			t.Errorf("phase %s: sent %d, answered %d+%d+%d, missed %d", ph.Name, ph.Sent, ph.OK, ph.Rejected, ph.Errors, ph.Missed)
 		}
@@ -212,6 +224,22 @@ func TestSpikeAgainstStrata(t *testing.T) {
 	}
 	if res.PeakGoodput <= 0 || res.UnloadedP99 <= 0 {
 		t.Errorf("peak goodput %v, unloaded p99 %v", res.PeakGoodput, res.UnloadedP99)
+	}
+	worst := -1.0
+	if len(res.Recoveries) == 2 && !slices.Contains(res.Recoveries, -1) {
+		worst = slices.Max(res.Recoveries)
+	}
+	if len(res.Recoveries) != 2 || res.RecoverySeconds != worst {
+		t.Errorf("recovery %v, by round %v", res.RecoverySeconds, res.Recoveries)
+	}
+	var segs []int
+	for _, tk := range res.Timeline {
+		if tk.OK+tk.Rejected+tk.Errors > 0 && (len(segs) == 0 || segs[len(segs)-1] != tk.Phase) {
+			segs = append(segs, tk.Phase)
+		}
+	}
+	if !slices.Equal(segs, []int{0, 1, 2, 3, 4, 5}) {
+		t.Errorf("the timeline's segments run %v, want 0 to 5 in order", segs)
 	}
 }
 

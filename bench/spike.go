@@ -31,6 +31,13 @@ type SpikeConfig struct {
 	Steps        []float64
 	StepDuration time.Duration // default 10s
 	Recovery     time.Duration // time at Steps[0] after the last step (default 15s)
+	// Rounds repeats the whole sequence, steps and recovery (default 1).
+	// Each phase then reports its totals over the rounds. On a shared VM
+	// two 10 s phases at the same load a minute apart can differ in
+	// goodput by a quarter or more; interleaving the phases spreads that
+	// drift over all of them, instead of letting it decide one phase
+	// against the peak.
+	Rounds int
 	// Objective is the latency a response must meet to count as goodput
 	// (default 100ms).
 	Objective time.Duration
@@ -60,12 +67,17 @@ type SpikeResult struct {
 	ObjectiveMs float64      `json:"objectiveMs"`
 	UnloadedP99 float64      `json:"unloadedP99"` // p99 of accepted requests at Steps[0]
 	PeakGoodput float64      `json:"peakGoodput"` // best goodput of any phase, per second
-	Phases      []SpikePhase `json:"phases"`
+	Rounds      int          `json:"rounds"`
+	Phases      []SpikePhase `json:"phases"` // one per step, then the recovery; totals over the rounds
 	// RecoverySeconds is how long after the last step ended the
 	// per-second p99 stayed above twice the unloaded p99 (or requests were
-	// refused); -1 when it never recovered within Recovery.
-	RecoverySeconds float64     `json:"recoverySeconds"`
-	Timeline        []SpikeTick `json:"timeline"`
+	// refused); -1 when it never recovered within Recovery. With several
+	// rounds it is the worst round's; Recoveries has each.
+	RecoverySeconds float64   `json:"recoverySeconds"`
+	Recoveries      []float64 `json:"recoveries"`
+	// Timeline has one tick per second of the whole run; a tick's Phase
+	// is its segment: round × (len(Steps)+1) + the phase's index.
+	Timeline []SpikeTick `json:"timeline"`
 }
 
 // SpikePhase is one step of offered load.
@@ -89,6 +101,9 @@ type SpikePhase struct {
 	// (CPU seconds per second; set when SpikeConfig.CPU is).
 	ServerCores    float64 `json:"serverCores,omitempty"`
 	GeneratorCores float64 `json:"generatorCores,omitempty"`
+	// RoundGoodput is the goodput of each round alone: its spread shows
+	// how much of a difference between phases is noise.
+	RoundGoodput []float64 `json:"roundGoodput"`
 }
 
 // SpikeTick is one second of the run.
@@ -181,6 +196,9 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 	if cfg.Recovery <= 0 {
 		cfg.Recovery = 15 * time.Second
 	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 1
+	}
 	if cfg.Objective <= 0 {
 		cfg.Objective = 100 * time.Millisecond
 	}
@@ -230,11 +248,15 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 		multiple float64
 		dur      time.Duration
 	}
-	var segs []segment
+	var round []segment
 	for _, m := range cfg.Steps {
-		segs = append(segs, segment{fmt.Sprintf("%gx", m), m, cfg.StepDuration})
+		round = append(round, segment{fmt.Sprintf("%gx", m), m, cfg.StepDuration})
 	}
-	segs = append(segs, segment{fmt.Sprintf("recovery %gx", cfg.Steps[0]), cfg.Steps[0], cfg.Recovery})
+	round = append(round, segment{fmt.Sprintf("recovery %gx", cfg.Steps[0]), cfg.Steps[0], cfg.Recovery})
+	var segs []segment
+	for range cfg.Rounds {
+		segs = append(segs, round...)
+	}
 
 	rec := &spikeRec{objective: cfg.Objective.Microseconds()}
 	for range segs {
@@ -334,20 +356,35 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 		return nil, err
 	}
 
-	res := &SpikeResult{Scenario: cfg.Scenario, Capacity: cfg.Capacity, ObjectiveMs: ms(cfg.Objective.Microseconds())}
-	for i, s := range segs {
-		pr := rec.phases[i]
-		ph := SpikePhase{
-			Name: s.name, Multiple: s.multiple, Offered: s.multiple * cfg.Capacity, Seconds: s.dur.Seconds(),
-			Sent: pr.sent, OK: pr.ok, Good: pr.good, Rejected: pr.rejected, Errors: pr.errs, Missed: pr.mis,
-			Goodput: float64(pr.good) / s.dur.Seconds(), PeakRSS: pr.peak,
+	res := &SpikeResult{Scenario: cfg.Scenario, Capacity: cfg.Capacity, ObjectiveMs: ms(cfg.Objective.Microseconds()), Rounds: cfg.Rounds}
+	for j, s := range round {
+		ph := SpikePhase{Name: s.name, Multiple: s.multiple, Offered: s.multiple * cfg.Capacity}
+		h := newHist()
+		var cpuSecs, server, generator float64
+		for i := j; i < len(segs); i += len(round) {
+			pr := rec.phases[i]
+			ph.Seconds += s.dur.Seconds()
+			ph.Sent += pr.sent
+			ph.OK += pr.ok
+			ph.Good += pr.good
+			ph.Rejected += pr.rejected
+			ph.Errors += pr.errs
+			ph.Missed += pr.mis
+			ph.PeakRSS = max(ph.PeakRSS, pr.peak)
+			ph.RoundGoodput = append(ph.RoundGoodput, float64(pr.good)/s.dur.Seconds())
+			h.Merge(pr.h)
+			if el := cpu[i+1].at.Sub(cpu[i].at).Seconds(); cfg.CPU != nil && el > 0 {
+				cpuSecs += el
+				server += cpu[i+1].server - cpu[i].server
+				generator += cpu[i+1].generator - cpu[i].generator
+			}
 		}
-		if el := cpu[i+1].at.Sub(cpu[i].at).Seconds(); cfg.CPU != nil && el > 0 {
-			ph.ServerCores = (cpu[i+1].server - cpu[i].server) / el
-			ph.GeneratorCores = (cpu[i+1].generator - cpu[i].generator) / el
+		ph.Goodput = float64(ph.Good) / ph.Seconds
+		if cpuSecs > 0 {
+			ph.ServerCores, ph.GeneratorCores = server/cpuSecs, generator/cpuSecs
 		}
-		if pr.ok > 0 {
-			ph.P50, ph.P99, ph.Max = ms(pr.h.ValueAtQuantile(50)), ms(pr.h.ValueAtQuantile(99)), ms(pr.h.Max())
+		if ph.OK > 0 {
+			ph.P50, ph.P99, ph.Max = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(99)), ms(h.Max())
 		}
 		res.Phases = append(res.Phases, ph)
 		res.PeakGoodput = max(res.PeakGoodput, ph.Goodput)
@@ -360,7 +397,15 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 		}
 		res.Timeline = append(res.Timeline, st)
 	}
-	res.RecoverySeconds = recovery(res, len(segs)-1)
+	for i := len(round) - 1; i < len(segs); i += len(round) {
+		r := recovery(res, i)
+		res.Recoveries = append(res.Recoveries, r)
+		if r < 0 || res.RecoverySeconds < 0 {
+			res.RecoverySeconds = -1
+		} else {
+			res.RecoverySeconds = max(res.RecoverySeconds, r)
+		}
+	}
 	return res, nil
 }
 
@@ -368,7 +413,7 @@ func Spike(ctx context.Context, cfg SpikeConfig) (*SpikeResult, error) {
 // every second is normal again: p99 within twice the unloaded p99, nothing
 // refused, no errors. -1 if the phase never settles.
 func recovery(res *SpikeResult, phase int) float64 {
-	first, last := -1, -1
+	first, last, end := -1, -1, -1
 	for i, tk := range res.Timeline {
 		if tk.Phase != phase || tk.OK+tk.Rejected+tk.Errors == 0 {
 			continue
@@ -376,6 +421,7 @@ func recovery(res *SpikeResult, phase int) float64 {
 		if first < 0 {
 			first = i
 		}
+		end = i
 		if tk.Rejected > 0 || tk.Errors > 0 || tk.P99 > 2*res.UnloadedP99 {
 			last = i
 		}
@@ -385,7 +431,7 @@ func recovery(res *SpikeResult, phase int) float64 {
 		return -1
 	case last < 0:
 		return 0
-	case last == len(res.Timeline)-1:
+	case last == end:
 		return -1
 	}
 	return float64(last - first + 1)
