@@ -109,7 +109,7 @@ type SpikePhase struct {
 // SpikeTick is one second of the run.
 type SpikeTick struct {
 	Second   int     `json:"second"`
-	Phase    int     `json:"phase"`
+	Phase    int     `json:"phase"` // the segment, not an index into Phases (see SpikeResult.Timeline)
 	OK       int64   `json:"ok"`
 	Rejected int64   `json:"rejected"`
 	Errors   int64   `json:"errors"`
