@@ -50,7 +50,8 @@ func withLists(tb testing.TB, ts *testServer, client redis.UniversalClient, pref
 
 // secondNode is another App and Server on ts's database, with its own
 // record cache: a second node of the same deployment. Collections must
-// exist before it starts (it loads the schema once).
+// exist before it starts: it does not run FollowChanges, so it loads the
+// schema once.
 func secondNode(tb testing.TB, ts *testServer, dbPath string) *testServer {
 	tb.Helper()
 	ctx := context.Background()

@@ -28,6 +28,9 @@ type App struct {
 	registry atomic.Pointer[registry]
 	// schemaMu serialises schema changes (and registry reloads).
 	schemaMu sync.Mutex
+	// schemaSeen is the schema version the registry and settings were
+	// last loaded at (guarded by schemaMu; see schemaVersionKey).
+	schemaSeen string
 
 	settings atomic.Pointer[Settings]
 
@@ -63,6 +66,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// Read before loading, so that a change made meanwhile is reloaded.
+	seen, err := a.schemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.schemaSeen = seen
 	if err := a.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -135,7 +144,16 @@ func (a *App) reload(ctx context.Context) error {
 // them on the bus. Publishing never blocks: a subscriber that cannot keep
 // up loses batches and catches up from the change log.
 func (a *App) write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Change, error) {
-	changes, err := a.store.Write(ctx, fn)
+	changes, err := a.store.Write(ctx, func(tx strata.Tx) error {
+		stx := &schemaTx{Tx: tx}
+		if err := fn(stx); err != nil {
+			return err
+		}
+		if !stx.changed {
+			return nil
+		}
+		return tx.PutSetting(ctx, schemaVersionKey, newSchemaVersion())
+	})
 	if err == nil && a.cache != nil {
 		a.cache.Invalidate(changes)
 	}
@@ -147,18 +165,20 @@ func (a *App) write(ctx context.Context, fn func(strata.Tx) error) ([]strata.Cha
 	return changes, err
 }
 
-// FollowChanges tails the store's change log and invalidates cached records
-// changed by other writers (another process on the same SQLite file, such
-// as the superuser command; other nodes once the bus is down). It returns
-// when ctx ends.
+// FollowChanges polls the store every interval until ctx ends, for what
+// other writers changed (other nodes on the same database, or another
+// process on the same SQLite file such as the superuser command): it
+// reloads collections and settings when the schema version moved (see
+// schemaVersionKey), and tails the change log to drop the cached records
+// they changed.
 func (a *App) FollowChanges(ctx context.Context, every time.Duration) {
-	if a.cache == nil {
-		return
-	}
-	// Start from the end of the log: everything before is already stored.
-	last, err := a.store.LastChangeSeq(ctx)
-	if err != nil {
-		a.log.Warn("follow change log: find its end", "err", err)
+	var last int64
+	if a.cache != nil {
+		// Start from the end of the log: everything before is already stored.
+		var err error
+		if last, err = a.store.LastChangeSeq(ctx); err != nil {
+			a.log.Warn("follow change log: find its end", "err", err)
+		}
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -168,21 +188,30 @@ func (a *App) FollowChanges(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		for {
-			chs, err := a.store.Changes(ctx, last, 1000)
-			if err != nil {
-				if ctx.Err() == nil {
-					a.log.Warn("follow change log", "err", err)
-					a.cache.Purge()
-				}
-				break
-			}
-			if len(chs) == 0 {
-				break
-			}
-			a.cache.Invalidate(chs)
-			last = chs[len(chs)-1].Seq
+		a.followSchema(ctx)
+		if a.cache != nil {
+			last = a.followRecords(ctx, last)
 		}
+	}
+}
+
+// followRecords invalidates the cached records named by change-log entries
+// after last, and returns the last entry it read.
+func (a *App) followRecords(ctx context.Context, last int64) int64 {
+	for {
+		chs, err := a.store.Changes(ctx, last, 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("follow change log", "err", err)
+				a.cache.Purge()
+			}
+			return last
+		}
+		if len(chs) == 0 {
+			return last
+		}
+		a.cache.Invalidate(chs)
+		last = chs[len(chs)-1].Seq
 	}
 }
 

@@ -147,10 +147,6 @@ func (a *App) loadSettings(ctx context.Context) error {
 // Settings returns the current settings (shared; do not modify).
 func (a *App) Settings() *Settings { return a.settings.Load() }
 
-// ReloadSettings rereads settings from the store; other nodes call it when
-// the change stream reports a settings change.
-func (a *App) ReloadSettings(ctx context.Context) error { return a.loadSettings(ctx) }
-
 // UpdateSettings merges a partial settings document (superusers only) and
 // persists it.
 func (a *App) UpdateSettings(ctx context.Context, req *strata.RequestInfo, patch json.RawMessage) (*Settings, error) {
@@ -159,19 +155,29 @@ func (a *App) UpdateSettings(ctx context.Context, req *strata.RequestInfo, patch
 	}
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
-	next := a.Settings().clone()
-	dec := json.NewDecoder(bytes.NewReader(patch))
-	if err := dec.Decode(next); err != nil {
-		return nil, strata.ValidationError("Failed to load the submitted data due to invalid formatting.", nil)
-	}
-	if errs := next.validate(); len(errs) > 0 {
-		return nil, strata.ValidationError("An error occurred while submitting the form.", errs)
-	}
-	raw, err := json.Marshal(next)
-	if err != nil {
-		return nil, fmt.Errorf("encode settings: %w", err)
-	}
+	var next *Settings
 	if _, err := a.write(ctx, func(tx strata.Tx) error {
+		// Merge onto the stored settings, not this node's copy: another
+		// node may have changed them since this one last loaded them.
+		next = DefaultSettings()
+		if raw, ok, err := tx.Setting(ctx, settingsKey); err != nil {
+			return fmt.Errorf("load settings: %w", err)
+		} else if ok {
+			if err := json.Unmarshal(raw, next); err != nil {
+				return fmt.Errorf("load settings: %w", err)
+			}
+		}
+		dec := json.NewDecoder(bytes.NewReader(patch))
+		if err := dec.Decode(next); err != nil {
+			return strata.ValidationError("Failed to load the submitted data due to invalid formatting.", nil)
+		}
+		if errs := next.validate(); len(errs) > 0 {
+			return strata.ValidationError("An error occurred while submitting the form.", errs)
+		}
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return fmt.Errorf("encode settings: %w", err)
+		}
 		return tx.PutSetting(ctx, settingsKey, raw)
 	}); err != nil {
 		return nil, err
