@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -25,6 +26,7 @@ var (
 	errBadBody         = strata.Errorf(strata.EInvalid, "Failed to load the submitted data due to invalid formatting.")
 	errUnsupportedType = strata.Errorf(strata.EInvalid, "Unsupported Content-Type.")
 	errTooLarge        = strata.Errorf(strata.ETooLarge, "Request entity too large.")
+	errSlowBody        = strata.Errorf(strata.EInvalid, "The request body did not arrive before the request's deadline.")
 )
 
 // body is a decoded request body.
@@ -38,7 +40,21 @@ type body struct {
 
 // readBody decodes JSON, multipart and urlencoded bodies into one map
 // (API.md §1.1). An empty body is an empty map whatever the Content-Type.
+// While the body arrives the request's concurrency slot is paused and the
+// read is bounded by the request's deadline (see bodyWait and protect).
 func readBody(r *http.Request, limit int64) (*body, error) {
+	bw, _ := r.Context().Value(bodyWaitKey{}).(*bodyWait)
+	if !bw.start() {
+		return decodeBody(r, limit)
+	}
+	b, err := decodeBody(r, limit)
+	if !bw.finish(r.Context()) && err == nil {
+		return nil, errShedAfterBody
+	}
+	return b, err
+}
+
+func decodeBody(r *http.Request, limit int64) (*body, error) {
 	if limit <= 0 {
 		limit = defaultBodyLimit
 	}
@@ -91,6 +107,9 @@ func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errTooLarge
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errSlowBody
 	}
 	return errBadBody
 }

@@ -216,14 +216,52 @@ func (l *limits) current(st *service.Settings) *rateRules {
 type admission struct {
 	ticket guard.Ticket
 	cancel context.CancelFunc
+	// body, for a request with a body, holds its slot instead of ticket.
+	body *bodyWait
 }
 
 func (a admission) done() {
 	a.ticket.Release()
+	if a.body != nil {
+		a.body.ticket.Release()
+	}
 	if a.cancel != nil {
 		a.cancel()
 	}
 }
+
+// bodyWait is the concurrency slot of a request with a body, which
+// readBody pauses while the body arrives: at the client's pace, not the
+// node's. Held through the read, a handful of clients sending slowly would
+// each keep a slot, and with the limit at its floor of 4 that shuts the
+// node to everyone else. The slot is taken again (queued, or shed) once
+// the body is in.
+type bodyWait struct {
+	ticket  guard.Ticket
+	started bool // only the first body read waits: batch sub-requests read in-memory bodies
+}
+
+type bodyWaitKey struct{}
+
+var errShedAfterBody = strata.Errorf(strata.EUnavailable, "Service unavailable, try again later.")
+
+// start pauses the slot; it reports false (and does nothing) on a nil
+// bodyWait or after the first read.
+func (b *bodyWait) start() bool {
+	if b == nil || b.started {
+		return false
+	}
+	b.started = true
+	b.ticket.Pause()
+	return true
+}
+
+// finish takes a slot again; false: shed.
+func (b *bodyWait) finish(ctx context.Context) bool { return b.ticket.Resume(ctx) }
+
+// hasBody reports whether r may carry a body: a length other than zero
+// (chunked bodies have -1).
+func hasBody(r *http.Request) bool { return r.ContentLength != 0 && r.Body != http.NoBody }
 
 // protect runs after auth: the overload guard (superusers and health
 // checks are never shed), then settings.rateLimits (superusers and
@@ -247,6 +285,10 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string,
 		}
 		adm.ticket = t
 	}
+	if hasBody(r) && !streaming(pattern) {
+		adm.body = &bodyWait{ticket: adm.ticket}
+		adm.ticket = guard.Ticket{}
+	}
 	if !su {
 		if rr := l.current(s.app.Settings()); rr.enabled && len(rr.rules) > 0 {
 			if !s.rateLimit(w, r, pattern, info, rr) {
@@ -259,6 +301,19 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string,
 		ctx, cancel := context.WithTimeout(r.Context(), l.requestTimeout)
 		adm.cancel = cancel
 		r = r.WithContext(ctx)
+		if hasBody(r) {
+			// Body reads do not watch the context, so the deadline goes
+			// to the connection too: a body still arriving then fails at
+			// the deadline, not at the server's 5-minute ReadTimeout, and
+			// so does net/http's drain of a body the handler left unread.
+			// net/http resets the connection's deadline once the body is
+			// read and before the next request.
+			dl, _ := ctx.Deadline()
+			http.NewResponseController(w).SetReadDeadline(dl)
+		}
+	}
+	if adm.body != nil {
+		r = r.WithContext(context.WithValue(r.Context(), bodyWaitKey{}, adm.body))
 	}
 	return r, adm, true
 }

@@ -247,9 +247,10 @@ func (c *Concurrency) InFlight() int {
 // Ticket is an admitted request; Release it when the request is done. The
 // zero Ticket releases nothing.
 type Ticket struct {
-	c     *Concurrency
-	start time.Time
-	p     Priority
+	c      *Concurrency
+	start  time.Time
+	p      Priority
+	paused bool // holds no slot until Resume
 }
 
 // threshold is how many requests of priority p may be in flight, rounded
@@ -355,7 +356,7 @@ func (c *Concurrency) remove(p Priority, w *waiter) {
 // hands free slots to queued requests, highest priority first.
 func (t Ticket) Release() {
 	c := t.c
-	if c == nil {
+	if c == nil || t.paused {
 		return
 	}
 	now := c.now()
@@ -364,6 +365,34 @@ func (t Ticket) Release() {
 	c.inflight--
 	c.dispatch()
 	c.mu.Unlock()
+}
+
+// Pause gives the slot back while the request waits on its client, not on
+// this node (a request body still arriving), so that a few clients sending
+// slowly cannot hold every slot. The wait is not fed to the limit: it says
+// nothing about the node's load. Resume takes a slot again.
+func (t *Ticket) Pause() {
+	c := t.c
+	if c == nil || t.paused {
+		return
+	}
+	c.mu.Lock()
+	c.inflight--
+	c.dispatch()
+	c.mu.Unlock()
+	*t = Ticket{c: c, p: t.p, paused: true}
+}
+
+// Resume takes a slot again after Pause, queueing like Acquire; it reports
+// false when the request is shed, and then the Ticket holds nothing. On a
+// Ticket that is not paused it does nothing and reports true.
+func (t *Ticket) Resume(ctx context.Context) bool {
+	if !t.paused {
+		return true
+	}
+	nt, ok := t.c.Acquire(ctx, t.p)
+	*t = nt
+	return ok
 }
 
 // overloaded reports whether an overload episode is on.

@@ -500,3 +500,63 @@ func TestConcurrencyRelearnsBaselineUnderOverload(t *testing.T) {
 		t.Fatalf("mean latency %v long after a cold start, want near the %v tolerated over the warm 1ms", mean, tolerated)
 	}
 }
+
+func TestTicketPauseAndResume(t *testing.T) {
+	c := fixedLimit(1, 20*time.Millisecond)
+	ctx := context.Background()
+	tk, _ := c.Acquire(ctx, PriorityWrite)
+	tk.Pause()
+	if got := c.InFlight(); got != 0 {
+		t.Fatalf("in flight %d while paused", got)
+	}
+	other, ok := c.Acquire(ctx, PriorityRead)
+	if !ok {
+		t.Fatal("the paused slot was not free")
+	}
+	// The slot is taken: resuming queues, then is shed.
+	if tk.Resume(ctx) {
+		t.Fatal("resumed over the limit")
+	}
+	tk.Release() // holds nothing
+	if got := c.InFlight(); got != 1 {
+		t.Fatalf("in flight %d, want 1", got)
+	}
+	other.Release()
+
+	tk, _ = c.Acquire(ctx, PriorityWrite)
+	tk.Pause()
+	tk.Pause() // no slot to give back twice
+	if !tk.Resume(ctx) || !tk.Resume(ctx) || c.InFlight() != 1 {
+		t.Fatalf("resume on a free slot: in flight %d", c.InFlight())
+	}
+	tk.Release()
+	if got := c.InFlight(); got != 0 {
+		t.Fatalf("in flight %d after release", got)
+	}
+
+	// Pausing hands the slot to a queued request.
+	c = fixedLimit(1, 5*time.Second)
+	tk, _ = c.Acquire(ctx, PriorityWrite)
+	got := make(chan bool)
+	go func() {
+		w, ok := c.Acquire(ctx, PriorityRead)
+		got <- ok
+		w.Release()
+	}()
+	for c.queuedLen() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	tk.Pause()
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("queued request shed")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the queued request did not get the paused slot")
+	}
+	if !tk.Resume(ctx) {
+		t.Fatal("resume after the other request left")
+	}
+	tk.Release()
+}
