@@ -170,6 +170,26 @@ func TestRedisSharedBudget(t *testing.T) {
 	}
 }
 
+// A caller that went away must not count as Redis being down: that would
+// move the node to local limits, which are not shared, for the cooldown.
+func TestRedisCallerGoneIsNotRedisDown(t *testing.T) {
+	c := redisClient(t)
+	key := "test:" + t.Name() + time.Now().String()
+	l := NewRedis(c, RedisOptions{Cooldown: time.Minute})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if !l.Allow(gone, key, 2, time.Minute).Allowed {
+		t.Fatal("first check refused")
+	}
+	// The budget is Redis's: one left, then none.
+	if !l.Allow(context.Background(), key, 2, time.Minute).Allowed || l.Allow(context.Background(), key, 2, time.Minute).Allowed {
+		t.Fatal("the checks did not share Redis's budget")
+	}
+	if n := l.Fallbacks(); n != 0 {
+		t.Fatalf("%d checks fell back to local limits with Redis up", n)
+	}
+}
+
 func TestRedisDownFallsBackLocally(t *testing.T) {
 	// A port with nothing listening stands for Redis going away.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -80,7 +80,10 @@ func (r *Redis) Allow(ctx context.Context, key string, max int, window time.Dura
 		r.fallbacks.Add(1)
 		return r.fallback.Allow(ctx, key, max, window)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	// The check's own timeout, not the caller's: a client that hung up,
+	// or a request near its deadline, says nothing of Redis's health and
+	// must not send the whole node to local limits for the cooldown.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
 	interval := window.Microseconds() / int64(max)
 	if interval <= 0 {
