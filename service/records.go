@@ -167,6 +167,11 @@ func (a *App) allows(ctx context.Context, req *strata.RequestInfo, r *strata.Rec
 	return got != nil, nil
 }
 
+// flightTimeout bounds a read shared by coalesced callers (findByID), which
+// does not end with any one caller's deadline: as long as the default
+// request deadline, so that a stuck query cannot hold a goroutine forever.
+const flightTimeout = 30 * time.Second
+
 // findByID loads a record without any rule, through the cache. The result
 // is the caller's own shallow copy (callers attach expands to it); its Data
 // is shared with the cache and must not be modified.
@@ -178,20 +183,31 @@ func (a *App) findByID(ctx context.Context, c *strata.Collection, id string) (*s
 		cp := *r
 		return &cp, nil
 	}
-	v, err, _ := a.flights.Do(c.ID+"/"+id, func() (any, error) {
+	flight := a.flights.DoChan(c.ID+"/"+id, func() (any, error) {
 		gen := a.cache.Generation()
 		// Shared by every caller waiting on this key: one caller going
-		// away must not fail the others. What is cached is served to every
-		// caller until the next write, so it is read from the primary: a
-		// replica might still hold an older version (or none).
-		r, err := a.findAllowed(strata.WithReadAfter(context.WithoutCancel(ctx), strata.ReadLatest), a.store, nil, c, id, nil)
+		// away must not fail the others, so the read has a deadline of its
+		// own. What is cached is served to every caller until the next
+		// write, so it is read from the primary: a replica might still
+		// hold an older version (or none).
+		fctx, cancel := context.WithTimeout(strata.WithReadAfter(context.WithoutCancel(ctx), strata.ReadLatest), flightTimeout)
+		defer cancel()
+		r, err := a.findAllowed(fctx, a.store, nil, c, id, nil)
 		if err == nil && r != nil {
 			a.cache.Fill(c.ID, id, r, gen)
 		}
 		return r, err
 	})
-	if err != nil {
-		return nil, err
+	var v any
+	select {
+	case res := <-flight:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		v = res.Val
+	case <-ctx.Done():
+		// Each caller still keeps its own deadline.
+		return nil, &strata.Error{Code: strata.EUnavailable, Message: "The request took too long.", Err: ctx.Err()}
 	}
 	r, _ := v.(*strata.Record)
 	if r == nil {
