@@ -27,6 +27,8 @@ type Records struct {
 	mu  sync.RWMutex
 	gen atomic.Uint64
 
+	opts Options // as applied, defaults filled in
+
 	// lists, when set, is the shared list cache: every invalidation is
 	// passed on to it, since every committed write reaches the cache.
 	lists atomic.Pointer[Lists]
@@ -57,7 +59,7 @@ func New(opts Options) *Records {
 	// otter's striped counters cost next to nothing per Get; the metrics
 	// below read them only when scraped.
 	st := stats.NewCounter()
-	r := &Records{c: otter.Must(&otter.Options[key, *strata.Record]{
+	r := &Records{opts: opts, c: otter.Must(&otter.Options[key, *strata.Record]{
 		MaximumWeight:    opts.MaxBytes,
 		Weigher:          weigh,
 		ExpiryCalculator: otter.ExpiryWriting[key, *strata.Record](opts.TTL),
@@ -68,6 +70,9 @@ func New(opts Options) *Records {
 	}
 	return r
 }
+
+// Budget is the memory budget and TTL the cache runs with.
+func (r *Records) Budget() (maxBytes uint64, ttl time.Duration) { return r.opts.MaxBytes, r.opts.TTL }
 
 // newMetrics declares the cache's metrics as functions over otter's
 // counters, so they add nothing to the read path.

@@ -142,6 +142,9 @@ type storeConfig struct {
 	// noRecordCache (serve --record-cache=false) serves every read from
 	// the store: the cache's benchmark baseline, not a production setting.
 	noRecordCache bool
+	// recordCacheMB and recordCacheTTL (serve) size the record cache.
+	recordCacheMB  int
+	recordCacheTTL time.Duration
 }
 
 func (c *storeConfig) register(fs *flag.FlagSet) {
@@ -239,7 +242,7 @@ func (c *storeConfig) open(ctx context.Context, log *slog.Logger) (*service.App,
 	}
 	var rc strata.RecordCache // a nil interface: a nil *cache.Records would not read as "no cache"
 	if !c.noRecordCache {
-		rc = cache.New(cache.Options{Registerer: c.registry})
+		rc = cache.New(cache.Options{Registerer: c.registry, MaxBytes: uint64(c.recordCacheMB) << 20, TTL: c.recordCacheTTL})
 	}
 	app, err := service.New(ctx, service.Config{Store: st, Logger: log, Cache: rc, Bus: newBus(), HashConcurrency: c.hashSlots})
 	if err != nil {
@@ -315,6 +318,8 @@ func (c *serveCommand) parse(args []string) error {
 		c.Store.noRecordCache = !on
 		return err
 	})
+	fs.IntVar(&c.Store.recordCacheMB, "record-cache-size", 64, "the record cache's memory budget in MiB (estimated)")
+	fs.DurationVar(&c.Store.recordCacheTTL, "record-cache-ttl", 5*time.Minute, "how long a cached record is served at most without an invalidation reaching the node (a safety net)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", envOr("STRATA_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")),
 		"OpenTelemetry collector URL, e.g. http://127.0.0.1:4318; empty: tracing off (env STRATA_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
 	fs.StringVar(&c.OTLPProtocol, "otlp-protocol", envOr("STRATA_OTLP_PROTOCOL", envOr("OTEL_EXPORTER_OTLP_PROTOCOL", telemetry.ProtocolHTTP)),
@@ -338,6 +343,12 @@ func (c *serveCommand) parse(args []string) error {
 		// in the log may trail by seconds under load: shorter would lose
 		// events, not only expire cursors.
 		return errors.New("--changes-retention: want 0 (keep for ever) or at least 1h")
+	}
+	if c.Store.recordCacheMB < 1 || c.Store.recordCacheMB > 1<<20 {
+		return errors.New("--record-cache-size: want 1 to 1048576 (MiB); --record-cache=false turns the cache off")
+	}
+	if c.Store.recordCacheTTL <= 0 {
+		return errors.New("--record-cache-ttl: want a positive duration")
 	}
 	return nil
 }
