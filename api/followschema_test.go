@@ -139,6 +139,11 @@ func testSchemaChangesReachOtherNodes(t *testing.T, a, b *testServer) {
 	eventually(t, b, 429, "GET", list, "", nil)
 	b.su("GET", "/api/settings", nil).status(200).expect("rateLimits.enabled", true)
 
+	// A record deleted through a is gone from b's cache.
+	b.su("GET", list+"/"+id, nil).status(200)
+	a.su("DELETE", list+"/"+id, nil).status(204)
+	eventually(t, b, 404, "GET", list+"/"+id, b.suToken, nil)
+
 	// A deleted collection is gone from b.
 	a.su("DELETE", "/api/collections/posts", nil).status(204)
 	eventually(t, b, 404, "GET", list, b.suToken, nil)
