@@ -171,3 +171,25 @@ func testSettingsUpdateMerges(t *testing.T, a, b *testServer, open func() (strat
 	startNode(t, open, false).su("GET", "/api/settings", nil).status(200).
 		expect("meta.appName", "Changed on a").expect("meta.senderName", "Changed on b")
 }
+
+// A schema change through a node whose copy of the collections is stale is
+// computed from the stored definitions: a partial update through b must
+// not drop the field a added a moment before.
+func TestSchemaChangeOnStaleNodeStartsFromTheStore(t *testing.T) {
+	for name, db := range sharedDatabases {
+		t.Run(name, func(t *testing.T) {
+			open := db(t)
+			a := startNode(t, open, true)
+			a.collection(`{"name":"posts","listRule":"","fields":[{"name":"title","type":"text"}]}`)
+			b := startNode(t, open, false) // not following: its copy stays stale
+			a.su("PATCH", "/api/collections/posts", map[string]any{"fields": []any{
+				map[string]any{"name": "title", "type": "text"}, map[string]any{"name": "views", "type": "number"}}}).status(200)
+			b.su("PATCH", "/api/collections/posts", map[string]any{"viewRule": ""}).status(200).
+				expect("fields.2.name", "views").expect("viewRule", "")
+			startNode(t, open, false).su("GET", "/api/collections/posts", nil).status(200).
+				expect("fields.2.name", "views").expect("viewRule", "")
+			id := a.record("posts", map[string]any{"title": "t", "views": 3})
+			b.do("GET", "/api/collections/posts/records/"+id, "", nil).status(200).expect("views", 3)
+		})
+	}
+}

@@ -164,6 +164,9 @@ func (a *App) CreateCollection(ctx context.Context, req *strata.RequestInfo, bod
 	}
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
+	if err := a.syncSchemaLocked(ctx); err != nil {
+		return nil, err
+	}
 	c, err := a.prepareCreate(body, a.registry.Load(), "Failed to create collection.")
 	if err != nil {
 		return nil, err
@@ -251,6 +254,9 @@ func (a *App) UpdateCollection(ctx context.Context, req *strata.RequestInfo, idO
 	}
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
+	if err := a.syncSchemaLocked(ctx); err != nil {
+		return nil, err
+	}
 	old := a.Collection(idOrName)
 	if old == nil {
 		return nil, notFound()
@@ -771,6 +777,9 @@ func (a *App) DeleteCollection(ctx context.Context, req *strata.RequestInfo, idO
 	}
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
+	if err := a.syncSchemaLocked(ctx); err != nil {
+		return err
+	}
 	c := a.Collection(idOrName)
 	if c == nil {
 		return notFound()
@@ -876,6 +885,9 @@ func (a *App) ImportCollections(ctx context.Context, req *strata.RequestInfo, de
 	}
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
+	if err := a.syncSchemaLocked(ctx); err != nil {
+		return err
+	}
 	type op struct{ old, c *strata.Collection }
 	var ops []op
 	work := slices.Clone(a.Collections())

@@ -63,30 +63,36 @@ func (a *App) schemaVersion(ctx context.Context) (string, error) {
 }
 
 // followSchema reloads collections and settings if another writer changed
-// them since this node last loaded them. The version is read before the
-// reload, so what is loaded is at least as new as the version recorded: a
-// change committed in between moves the version again and is reloaded on
-// the next poll.
+// them since this node last loaded them.
 func (a *App) followSchema(ctx context.Context) {
-	v, err := a.schemaVersion(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			a.log.Warn("follow schema changes", "err", err)
-		}
-		return
-	}
 	a.schemaMu.Lock()
 	defer a.schemaMu.Unlock()
+	if err := a.syncSchemaLocked(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("follow schema changes", "err", err)
+	}
+}
+
+// syncSchemaLocked (schemaMu held) reloads collections and settings when
+// the stored schema version differs from the one they were loaded at.
+// Schema changes call it first, so that a change made through this node is
+// computed from the current definitions, not from a copy another node has
+// since changed. The version is read before the reload, so what is loaded
+// is at least as new as the version recorded: a change committed in
+// between moves the version again and is reloaded next time.
+func (a *App) syncSchemaLocked(ctx context.Context) error {
+	v, err := a.schemaVersion(ctx)
+	if err != nil {
+		return err
+	}
 	if v == a.schemaSeen {
-		return
+		return nil
 	}
 	if err := a.reload(ctx); err != nil {
-		a.log.Warn("follow schema changes: reload collections", "err", err)
-		return
+		return err
 	}
 	if err := a.loadSettings(ctx); err != nil {
-		a.log.Warn("follow schema changes: reload settings", "err", err)
-		return
+		return err
 	}
 	a.schemaSeen = v
+	return nil
 }
