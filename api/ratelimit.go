@@ -271,7 +271,8 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string,
 	var adm admission
 	su := info.IsSuperuser()
 	l := s.limits
-	if l.conc != nil && !su && !streaming(pattern) {
+	slot := l.conc != nil && !su && !streaming(pattern)
+	if slot {
 		t, ok := l.conc.Acquire(r.Context(), priorityOf(r.Method, pattern))
 		if !ok {
 			s.m.countError(strata.EUnavailable)
@@ -285,7 +286,7 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string,
 		}
 		adm.ticket = t
 	}
-	if hasBody(r) && !streaming(pattern) {
+	if slot && hasBody(r) {
 		adm.body = &bodyWait{ticket: adm.ticket}
 		adm.ticket = guard.Ticket{}
 	}
@@ -301,13 +302,15 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, pattern string,
 		ctx, cancel := context.WithTimeout(r.Context(), l.requestTimeout)
 		adm.cancel = cancel
 		r = r.WithContext(ctx)
-		if hasBody(r) {
+		if adm.body != nil {
 			// Body reads do not watch the context, so the deadline goes
 			// to the connection too: a body still arriving then fails at
 			// the deadline, not at the server's 5-minute ReadTimeout, and
-			// so does net/http's drain of a body the handler left unread.
-			// net/http resets the connection's deadline once the body is
-			// read and before the next request.
+			// so does net/http's drain of a body the handler left unread
+			// while it holds the slot. net/http resets the connection's
+			// deadline once the body is read and before the next request.
+			// Superusers hold no slot and keep ReadTimeout (large backup
+			// uploads).
 			dl, _ := ctx.Deadline()
 			http.NewResponseController(w).SetReadDeadline(dl)
 		}
