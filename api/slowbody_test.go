@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bufio"
+	"bytes"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -91,4 +93,30 @@ func TestSlowBodyEndsAtTheRequestDeadline(t *testing.T) {
 	}
 	// A request on a fresh connection is not affected.
 	ts.do("POST", "/api/collections/posts/records", "", map[string]any{"title": "fast"}).status(200)
+
+	// Superusers hold no slot: their bodies keep the server's read
+	// timeout. A backup upload may take longer than a request's deadline.
+	var upload bytes.Buffer
+	mw := multipart.NewWriter(&upload)
+	fw, _ := mw.CreateFormFile("file", "slow.zip")
+	fw.Write(bytes.Repeat([]byte("z"), 4096))
+	mw.Close()
+	c, err = net.Dial("tcp", ts.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := "POST /api/backups/upload HTTP/1.1\r\nHost: strata.test\r\nAuthorization: " + ts.suToken +
+		"\r\nContent-Type: " + mw.FormDataContentType() + "\r\nContent-Length: " + strconv.Itoa(upload.Len()) + "\r\n\r\n"
+	c.Write(append([]byte(head), upload.Bytes()[:100]...))
+	time.Sleep(500 * time.Millisecond) // past the 300 ms deadline
+	c.Write(upload.Bytes()[100:])
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if res, err = http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 204 {
+		t.Fatalf("superuser's slow backup upload: %d", res.StatusCode)
+	}
 }
