@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/cache"
 	"github.com/strata-run/strata/service"
@@ -34,25 +35,40 @@ type testServer struct {
 
 func newTestServer(tb testing.TB) *testServer {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "data.db"), sqlite.Options{})
+	return nodeOn(tb, openSQLite(tb, filepath.Join(tb.TempDir(), "data.db")), true, api.Options{})
+}
+
+// openSQLite opens a SQLite store at path, closed in Cleanup.
+func openSQLite(tb testing.TB, path string) strata.Store {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+// nodeOn starts a node on st (an App with its own record cache, and an HTTP
+// server with opts) signed in as the superuser, whom it creates first when
+// create is set (the first node of a database).
+func nodeOn(tb testing.TB, st strata.Store, create bool, opts api.Options) *testServer {
+	tb.Helper()
+	ctx := context.Background()
 	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
-		tb.Fatal(err)
+	if create {
+		if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
+			tb.Fatal(err)
+		}
 	}
-	srv := httptest.NewServer(api.New(app, api.Options{}))
+	srv := httptest.NewServer(api.New(app, opts))
 	tb.Cleanup(srv.Close)
 	ts := &testServer{tb: tb, app: app, srv: srv}
-	res := ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{"identity": suEmail, "password": suPass})
-	res.status(200)
-	ts.suToken = res.json()["token"].(string)
+	ts.suToken = ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{
+		"identity": suEmail, "password": suPass}).status(200).json()["token"].(string)
 	return ts
 }
 

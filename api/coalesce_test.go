@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -11,9 +10,6 @@ import (
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
-	"github.com/strata-run/strata/cache"
-	"github.com/strata-run/strata/service"
-	"github.com/strata-run/strata/store/sqlite"
 )
 
 // gatedStore counts reads of single posts by id and, while gated, holds
@@ -47,26 +43,8 @@ func (s *gatedStore) close() (open func()) {
 
 func newGatedServer(t *testing.T, opts api.Options) (*testServer, *gatedStore) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "data.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	gs := &gatedStore{Store: st}
-	app, err := service.New(ctx, service.Config{Store: gs, Cache: cache.New(cache.Options{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(app, opts))
-	t.Cleanup(srv.Close)
-	ts := &testServer{tb: t, app: app, srv: srv}
-	ts.suToken = ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{
-		"identity": suEmail, "password": suPass}).status(200).json()["token"].(string)
-	return ts, gs
+	gs := &gatedStore{Store: openSQLite(t, filepath.Join(t.TempDir(), "data.db"))}
+	return nodeOn(t, gs, true, opts), gs
 }
 
 // A stampede on one record that is not cached yet is one read of the

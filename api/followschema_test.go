@@ -2,15 +2,12 @@ package api_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/strata-run/strata"
 	"github.com/strata-run/strata/api"
-	"github.com/strata-run/strata/cache"
-	"github.com/strata-run/strata/service"
 	"github.com/strata-run/strata/store/postgres"
 	"github.com/strata-run/strata/store/postgres/pgtest"
 	"github.com/strata-run/strata/store/sqlite"
@@ -32,31 +29,16 @@ var sharedDatabases = map[string]func(t *testing.T) func() (strata.Store, error)
 	},
 }
 
-// startNode starts a node (App with its own record cache, HTTP server) on
-// a new connection; the first node of a database creates the superuser.
+// startNode starts a node on a new connection; the first node of a
+// database creates the superuser.
 func startNode(t *testing.T, open func() (strata.Store, error), first bool) *testServer {
 	t.Helper()
-	ctx := context.Background()
 	st, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first {
-		if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
-			t.Fatal(err)
-		}
-	}
-	srv := httptest.NewServer(api.New(app, api.Options{}))
-	t.Cleanup(srv.Close)
-	ts := &testServer{tb: t, app: app, srv: srv}
-	ts.suToken = ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{
-		"identity": suEmail, "password": suPass}).status(200).json()["token"].(string)
-	return ts
+	return nodeOn(t, st, first, api.Options{})
 }
 
 // following starts b's follower of the shared database, polling often so

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/strata-run/strata/api"
 	"github.com/strata-run/strata/cache"
-	"github.com/strata-run/strata/service"
-	"github.com/strata-run/strata/store/sqlite"
 )
 
 // redisForLists connects to the Redis CI provides; its absence fails.
@@ -48,51 +45,21 @@ func withLists(tb testing.TB, ts *testServer, client redis.UniversalClient, pref
 	return l
 }
 
-// secondNode is another App and Server on ts's database, with its own
+// secondNode is another App and Server on the database at dbPath, with its own
 // record cache: a second node of the same deployment. Collections must
 // exist before it starts: it does not run FollowChanges, so it loads the
 // schema once.
-func secondNode(tb testing.TB, ts *testServer, dbPath string) *testServer {
+func secondNode(tb testing.TB, dbPath string) *testServer {
 	tb.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dbPath, sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(app, api.Options{}))
-	tb.Cleanup(srv.Close)
-	return &testServer{tb: tb, app: app, srv: srv, suToken: ts.suToken}
+	return nodeOn(tb, openSQLite(tb, dbPath), false, api.Options{})
 }
 
 // newFileTestServer is newTestServer on a database file whose path is
 // returned, so that a second node can open it.
 func newFileTestServer(tb testing.TB) (*testServer, string) {
 	tb.Helper()
-	ctx := context.Background()
 	path := filepath.Join(tb.TempDir(), "data.db")
-	st, err := sqlite.Open(ctx, path, sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	app, err := service.New(ctx, service.Config{Store: st, Cache: cache.New(cache.Options{})})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := app.UpsertSuperuser(ctx, suEmail, suPass); err != nil {
-		tb.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(app, api.Options{}))
-	tb.Cleanup(srv.Close)
-	ts := &testServer{tb: tb, app: app, srv: srv}
-	ts.suToken = ts.do("POST", "/api/collections/_superusers/auth-with-password", "", map[string]any{
-		"identity": suEmail, "password": suPass}).status(200).json()["token"].(string)
-	return ts, path
+	return nodeOn(tb, openSQLite(tb, path), true, api.Options{}), path
 }
 
 func wantStats(t *testing.T, l *cache.Lists, want cache.ListStats) {
@@ -151,7 +118,7 @@ func TestListCacheWritesInvalidateOnEveryNode(t *testing.T) {
 	a.collection(`{"name":"posts","listRule":"","viewRule":"","createRule":"","updateRule":"","deleteRule":"",
 		"fields":[{"name":"title","type":"text"}]}`)
 	id := a.record("posts", map[string]any{"title": "one"})
-	b := secondNode(t, a, path)
+	b := secondNode(t, path)
 	client, prefix := redisForLists(t), listPrefix()
 	la, lb := withLists(t, a, client, prefix), withLists(t, b, client, prefix)
 	const list = "/api/collections/posts/records?sort=title"
