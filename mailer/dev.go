@@ -34,7 +34,7 @@ func (d *Dev) Send(ctx context.Context, m *strata.MailMessage) error {
 		}
 		name := fmt.Sprintf("%s-%s-%s.eml", time.Now().UTC().Format("20060102T150405.000000000"), safeName(m.Kind), safeName(strings.Join(recipients(m), ",")))
 		path = filepath.Join(d.Dir, name)
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
+		if err := writeAtomic(d.Dir, path, raw); err != nil {
 			return fmt.Errorf("development mailer: %w", err)
 		}
 	}
@@ -45,6 +45,27 @@ func (d *Dev) Send(ctx context.Context, m *strata.MailMessage) error {
 	log.InfoContext(ctx, "mail not sent (SMTP disabled in settings); saved for development",
 		"kind", m.Kind, "to", strings.Join(recipients(m), ","), "subject", m.Subject, "file", path)
 	return nil
+}
+
+// writeAtomic writes raw to path through a temporary file in dir, so that
+// whoever watches dir for .eml files (a developer's tool, the e2e suite)
+// never reads one half written.
+func writeAtomic(dir, path string, raw []byte) error {
+	f, err := os.CreateTemp(dir, ".pending-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(raw)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // safeName keeps file names portable.
